@@ -1,0 +1,126 @@
+/* Copyright (c) 2026 dovecot-pop3ext authors, see the included COPYING file */
+
+/* pop3ext_deny_commands: POP3 commands that a user may not run.
+
+   The value is a list of command names separated by spaces or commas
+   (a passwd-file userdb field cannot hold spaces), from plugin {} or a
+   userdb field of the same name. Listed commands are answered with
+   -ERR [SYS/PERM] and dropped from CAPA (TOP, UIDL).
+
+   A malformed value (a token that is not a command name, or a name that is
+   no command of this server, such as a typo) is a configuration error: it
+   is logged naming the setting, the value and the user, and since what was
+   meant to be denied is unknown, the session fails closed: every command
+   that reads or changes mail is refused with -ERR [SYS/TEMP] until the
+   value is fixed. CAPA, NOOP, RSET and QUIT keep working, so clients can
+   end the session cleanly. */
+
+#include "lib.h"
+#include "array.h"
+#include "str-sanitize.h"
+#include "mail-user.h"
+#include "pop3ext-command-list.h"
+#include "pop3ext-pop3-private.h"
+
+#define POP3EXT_DENY_SETTING "pop3ext_deny_commands"
+
+/* still allowed when the setting is malformed */
+static const char *const pop3ext_deny_always_allowed[] = {
+	"CAPA", "NOOP", "RSET", "QUIT", NULL
+};
+
+static bool pop3ext_deny_command_known(const char *name, void *context)
+{
+	struct client *client = context;
+
+	return pop3ext_pop3_command_exists(client, name);
+}
+
+void pop3ext_deny_client_init(struct pop3ext_pop3_client *pclient)
+{
+	struct client *client = pclient->client;
+	ARRAY_TYPE(const_string) names;
+	const char *value, *name, *error;
+
+	p_array_init(&pclient->deny_names, client->pool, 4);
+	value = mail_user_plugin_getenv(client->user, POP3EXT_DENY_SETTING);
+	if (value == NULL || *value == '\0')
+		return;
+
+	t_array_init(&names, 8);
+	if (pop3ext_command_list_parse(value, pop3ext_deny_command_known,
+				       client, &names, &error) < 0) {
+		e_error(pclient->event, "Invalid %s=%s for user %s: %s - "
+			"refusing all commands that read or change mail "
+			"until the setting is fixed", POP3EXT_DENY_SETTING,
+			str_sanitize(value, 256), client->user->username,
+			error);
+		pclient->deny_config_error = TRUE;
+	}
+	array_foreach_elem(&names, name) {
+		name = p_strdup(client->pool, name);
+		array_push_back(&pclient->deny_names, &name);
+	}
+}
+
+static enum pop3ext_pop3_hook_result
+pop3ext_deny_pre_hook(struct pop3ext_pop3_command *cmd,
+		      void *context ATTR_UNUSED)
+{
+	struct pop3ext_pop3_client *pclient =
+		POP3EXT_POP3_CLIENT_CONTEXT(cmd->client);
+
+	if (pclient == NULL)
+		return POP3EXT_POP3_HOOK_CONTINUE;
+
+	if (array_lsearch(&pclient->deny_names, &cmd->name,
+			  i_strcmp_p) != NULL) {
+		e_debug(pclient->event, "Refused %s: in %s",
+			cmd->name, POP3EXT_DENY_SETTING);
+		client_send_line(cmd->client, "-ERR [SYS/PERM] The %s command "
+				 "is disabled for this account.", cmd->name);
+		cmd->ret = 0;
+		return POP3EXT_POP3_HOOK_ANSWERED;
+	}
+	if (pclient->deny_config_error &&
+	    !str_array_find(pop3ext_deny_always_allowed, cmd->name) &&
+	    pop3ext_pop3_command_exists(cmd->client, cmd->name)) {
+		client_send_line(cmd->client, "-ERR [SYS/TEMP] The %s command "
+				 "is unavailable: server configuration error.",
+				 cmd->name);
+		cmd->ret = 0;
+		return POP3EXT_POP3_HOOK_ANSWERED;
+	}
+	return POP3EXT_POP3_HOOK_CONTINUE;
+}
+
+static void pop3ext_deny_capa(struct client *client,
+			      struct pop3ext_pop3_capa *capa,
+			      void *context ATTR_UNUSED)
+{
+	struct pop3ext_pop3_client *pclient =
+		POP3EXT_POP3_CLIENT_CONTEXT(client);
+	const char *name;
+
+	if (pclient == NULL)
+		return;
+	if (pclient->deny_config_error) {
+		/* nothing that reads mail can be relied on */
+		(void)pop3ext_pop3_capa_remove(capa, "TOP");
+		(void)pop3ext_pop3_capa_remove(capa, "UIDL");
+	}
+	array_foreach_elem(&pclient->deny_names, name)
+		(void)pop3ext_pop3_capa_remove(capa, name);
+}
+
+void pop3ext_deny_init(void)
+{
+	pop3ext_pop3_hook_register(pop3ext_deny_pre_hook, NULL, NULL);
+	pop3ext_pop3_capa_register(pop3ext_deny_capa, NULL);
+}
+
+void pop3ext_deny_deinit(void)
+{
+	pop3ext_pop3_capa_unregister(pop3ext_deny_capa, NULL);
+	pop3ext_pop3_hook_unregister(pop3ext_deny_pre_hook, NULL, NULL);
+}

@@ -1,0 +1,434 @@
+/* Copyright (c) 2026 dovecot-pop3ext authors, see the included COPYING file */
+
+/* The command dispatcher: a registry of hooks and commands, and the input
+   and output handlers that replace Dovecot's static client_input() and
+   client_output() for sessions of users with pop3ext_pop3 loaded.
+
+   Dovecot 2.3 has no command registry, so the dispatcher owns the client's
+   input io and its output flush callback. The handlers below keep the
+   core's semantics (src/pop3/pop3-client.c in 2.3.19.1): one command at a
+   time, a streaming command (client->cmd) blocks further input until it
+   has finished, input stops while the output buffer is full and resumes
+   from the flush callback once it is below half, the bad-command counter
+   and the idle/commit timeouts. Anything that is not answered by a hook
+   or a registered command goes to Dovecot's own client_command_execute(). */
+
+#include "lib.h"
+#include "array.h"
+#include "ioloop.h"
+#include "ioloop-private.h"
+#include "istream.h"
+#include "ostream.h"
+#include "mail-user.h"
+#include "mail-namespace.h"
+#include "pop3ext-command-list.h"
+#include "pop3ext-pop3-private.h"
+#include "pop3-commands.h"
+
+/* Dovecot's limit (pop3-client.c CLIENT_MAX_BAD_COMMANDS): more bad commands
+   than this in a row disconnect the client. */
+#define POP3EXT_MAX_BAD_COMMANDS 20
+
+struct pop3ext_pop3_hook {
+	pop3ext_pop3_pre_hook_t *pre;
+	pop3ext_pop3_post_hook_t *post;
+	void *context;
+};
+
+struct pop3ext_pop3_registered_command {
+	char *name;
+	pop3ext_pop3_command_func_t *func;
+	void *context;
+};
+
+static ARRAY(struct pop3ext_pop3_hook) pop3ext_hooks;
+static ARRAY(struct pop3ext_pop3_registered_command) pop3ext_commands;
+
+/* Dovecot's own commands after login (pop3-commands.c). LAST exists only
+   with pop3_enable_last. */
+static const char *const pop3ext_core_commands[] = {
+	"CAPA", "DELE", "LIST", "NOOP", "QUIT", "RETR", "RSET", "STAT",
+	"TOP", "UIDL", NULL
+};
+
+static void pop3ext_client_input(struct client *client);
+static int pop3ext_client_output(struct client *client);
+
+/*
+ * Registry
+ */
+
+static bool
+pop3ext_hook_equals(const struct pop3ext_pop3_hook *hook,
+		    pop3ext_pop3_pre_hook_t *pre,
+		    pop3ext_pop3_post_hook_t *post, void *context)
+{
+	return hook->pre == pre && hook->post == post &&
+		hook->context == context;
+}
+
+void pop3ext_pop3_hook_register(pop3ext_pop3_pre_hook_t *pre,
+				pop3ext_pop3_post_hook_t *post,
+				void *context)
+{
+	const struct pop3ext_pop3_hook *hook;
+	struct pop3ext_pop3_hook new_hook = {
+		.pre = pre, .post = post, .context = context
+	};
+
+	i_assert(pre != NULL || post != NULL);
+	if (!array_is_created(&pop3ext_hooks))
+		i_array_init(&pop3ext_hooks, 8);
+	array_foreach(&pop3ext_hooks, hook) {
+		if (pop3ext_hook_equals(hook, pre, post, context))
+			i_panic("pop3ext_pop3: hook registered twice");
+	}
+	array_push_back(&pop3ext_hooks, &new_hook);
+}
+
+void pop3ext_pop3_hook_unregister(pop3ext_pop3_pre_hook_t *pre,
+				  pop3ext_pop3_post_hook_t *post,
+				  void *context)
+{
+	const struct pop3ext_pop3_hook *hook;
+
+	if (!array_is_created(&pop3ext_hooks))
+		i_panic("pop3ext_pop3: unregistering a hook never registered");
+	array_foreach(&pop3ext_hooks, hook) {
+		if (pop3ext_hook_equals(hook, pre, post, context)) {
+			array_delete(&pop3ext_hooks,
+				     array_foreach_idx(&pop3ext_hooks, hook), 1);
+			return;
+		}
+	}
+	i_panic("pop3ext_pop3: unregistering a hook never registered");
+}
+
+static struct pop3ext_pop3_registered_command *
+pop3ext_command_find(const char *name)
+{
+	struct pop3ext_pop3_registered_command *cmd;
+
+	if (!array_is_created(&pop3ext_commands))
+		return NULL;
+	array_foreach_modifiable(&pop3ext_commands, cmd) {
+		if (strcmp(cmd->name, name) == 0)
+			return cmd;
+	}
+	return NULL;
+}
+
+void pop3ext_pop3_command_register(const char *name,
+				   pop3ext_pop3_command_func_t *func,
+				   void *context)
+{
+	struct pop3ext_pop3_registered_command *cmd;
+
+	if (!pop3ext_command_name_is_valid(name))
+		i_panic("pop3ext_pop3: invalid command name '%s'", name);
+	if (pop3ext_command_find(t_str_ucase(name)) != NULL)
+		i_panic("pop3ext_pop3: command %s registered twice", name);
+	if (!array_is_created(&pop3ext_commands))
+		i_array_init(&pop3ext_commands, 8);
+	cmd = array_append_space(&pop3ext_commands);
+	cmd->name = i_strdup(t_str_ucase(name));
+	cmd->func = func;
+	cmd->context = context;
+}
+
+void pop3ext_pop3_command_unregister(const char *name)
+{
+	struct pop3ext_pop3_registered_command *cmd;
+
+	cmd = pop3ext_command_find(t_str_ucase(name));
+	if (cmd == NULL)
+		i_panic("pop3ext_pop3: unregistering unknown command %s", name);
+	i_free(cmd->name);
+	array_delete(&pop3ext_commands,
+		     array_foreach_idx(&pop3ext_commands, cmd), 1);
+}
+
+bool pop3ext_pop3_command_exists(struct client *client, const char *name)
+{
+	if (pop3ext_command_find(name) != NULL)
+		return TRUE;
+	if (str_array_find(pop3ext_core_commands, name))
+		return TRUE;
+	return strcmp(name, "LAST") == 0 && client->set->pop3_enable_last;
+}
+
+bool pop3ext_pop3_client_is_dispatched(struct client *client)
+{
+	struct pop3ext_pop3_client *pclient =
+		POP3EXT_POP3_CLIENT_CONTEXT(client);
+
+	return pclient != NULL && pclient->dispatched;
+}
+
+void pop3ext_pop3_dispatch_deinit(void)
+{
+	struct pop3ext_pop3_registered_command *cmd;
+
+	/* whatever other plugins left registered */
+	if (array_is_created(&pop3ext_commands)) {
+		array_foreach_modifiable(&pop3ext_commands, cmd)
+			i_free(cmd->name);
+		array_free(&pop3ext_commands);
+	}
+	array_free(&pop3ext_hooks);
+}
+
+/*
+ * Dispatch
+ */
+
+static int pop3ext_dispatch(struct client *client, const char *name,
+			    const char *args)
+{
+	struct pop3ext_pop3_command cmd;
+	const struct pop3ext_pop3_hook *hook;
+	const struct pop3ext_pop3_registered_command *rcmd;
+	unsigned int i, count = 0;
+
+	i_zero(&cmd);
+	cmd.client = client;
+	cmd.name = t_str_ucase(name);
+	cmd.args = args;
+	while (*cmd.args == ' ')
+		cmd.args++;
+
+	if (array_is_created(&pop3ext_hooks))
+		hook = array_get(&pop3ext_hooks, &count);
+	else
+		hook = NULL;
+	for (i = 0; i < count; i++) {
+		if (hook[i].pre != NULL &&
+		    hook[i].pre(&cmd, hook[i].context) ==
+		    POP3EXT_POP3_HOOK_ANSWERED) {
+			cmd.answered_by_hook = TRUE;
+			break;
+		}
+	}
+
+	if (!cmd.answered_by_hook) {
+		rcmd = pop3ext_command_find(cmd.name);
+		if (rcmd != NULL)
+			cmd.ret = rcmd->func(client, cmd.args, rcmd->context);
+		else if (strcmp(cmd.name, "CAPA") == 0)
+			cmd.ret = pop3ext_pop3_cmd_capa(client);
+		else
+			cmd.ret = client_command_execute(client, name, args);
+	}
+	cmd.pending = client->cmd != NULL;
+
+	/* hooks may have been registered or unregistered meanwhile */
+	if (array_is_created(&pop3ext_hooks))
+		hook = array_get(&pop3ext_hooks, &count);
+	for (i = 0; i < count; i++) {
+		if (hook[i].post != NULL)
+			hook[i].post(&cmd, hook[i].context);
+	}
+	return cmd.ret;
+}
+
+/* Runs the complete lines in the input buffer. Returns FALSE if the client
+   was destroyed. */
+static bool pop3ext_client_handle_input(struct client *client)
+{
+	char *line, *args;
+	int ret;
+
+	o_stream_cork(client->output);
+	while (!client->output->closed &&
+	       (line = i_stream_next_line(client->input)) != NULL) {
+		args = strchr(line, ' ');
+		if (args != NULL)
+			*args++ = '\0';
+		if (*line == '\0') {
+			client_send_line(client, "-ERR Unknown command.");
+			ret = -1;
+		} else T_BEGIN {
+			struct event_reason *reason = event_reason_begin(
+				event_reason_code_prefix("pop3", "cmd_", line));
+			ret = pop3ext_dispatch(client, line,
+					       args != NULL ? args : "");
+			event_reason_end(&reason);
+		} T_END;
+
+		if (ret < 0) {
+			if (++client->bad_counter > POP3EXT_MAX_BAD_COMMANDS) {
+				client_send_line(client,
+					"-ERR Too many bad commands.");
+				client_disconnect(client,
+					"Too many bad commands.");
+			}
+			continue;
+		}
+		client->bad_counter = 0;
+		if (client->cmd != NULL) {
+			/* streaming reply: the rest of the input waits until
+			   the flush callback has finished it */
+			o_stream_set_flush_pending(client->output, TRUE);
+			client->waiting_input = TRUE;
+			break;
+		}
+	}
+	o_stream_uncork(client->output);
+
+	if (client->output->closed) {
+		client_destroy(client, NULL);
+		return FALSE;
+	}
+	return TRUE;
+}
+
+static void pop3ext_client_input(struct client *client)
+{
+	if (client->cmd != NULL) {
+		/* a reply is still streaming; read on when it is done */
+		io_remove(&client->io);
+		client->waiting_input = TRUE;
+		return;
+	}
+
+	client->waiting_input = FALSE;
+	client->last_input = ioloop_time;
+	timeout_reset(client->to_idle);
+	if (client->to_commit != NULL)
+		timeout_reset(client->to_commit);
+
+	switch (i_stream_read(client->input)) {
+	case -1:
+		client_destroy(client, NULL);
+		return;
+	case -2:
+		client_send_line(client, "-ERR Input line too long.");
+		client_destroy(client, "Input line too long");
+		return;
+	default:
+		break;
+	}
+	(void)pop3ext_client_handle_input(client);
+}
+
+static int pop3ext_client_output(struct client *client)
+{
+	if (o_stream_flush(client->output) < 0) {
+		client_destroy(client, NULL);
+		return 1;
+	}
+
+	client->last_output = ioloop_time;
+	timeout_reset(client->to_idle);
+	if (client->to_commit != NULL)
+		timeout_reset(client->to_commit);
+
+	if (client->cmd != NULL)
+		client->cmd(client);
+	if (client->cmd != NULL) {
+		/* not finished: come back when the client has read more */
+		return 0;
+	}
+
+	if (client->io == NULL && !client->input->closed &&
+	    o_stream_get_buffer_used_size(client->output) <
+	    POP3_OUTBUF_THROTTLE_SIZE / 2) {
+		/* the client has read enough of our output: listen again */
+		client->io = io_add_istream(client->input,
+					    pop3ext_client_input, client);
+	}
+	if (client->io != NULL && client->waiting_input) {
+		if (!pop3ext_client_handle_input(client))
+			return 1;
+	}
+	/* With io still removed there is output left to drain; returning 0
+	   brings us back here to add it. */
+	return client->cmd != NULL || client->io == NULL ? 0 : 1;
+}
+
+/*
+ * Taking over a session
+ */
+
+static void pop3ext_pop3_client_destroy(struct client *client,
+					const char *reason)
+{
+	struct pop3ext_pop3_client *pclient =
+		POP3EXT_POP3_CLIENT_CONTEXT_REQUIRE(client);
+
+	event_unref(&pclient->event);
+	pclient->module_ctx.super.destroy(client, reason);
+}
+
+static pop3_client_created_func_t *pop3ext_next_hook_client_created;
+
+void pop3ext_pop3_client_created(struct client **clientp)
+{
+	struct client *client = *clientp;
+	struct pop3ext_pop3_client *pclient;
+
+	if (mail_user_is_plugin_loaded(client->user, pop3ext_pop3_module)) {
+		pclient = p_new(client->pool, struct pop3ext_pop3_client, 1);
+		pclient->client = client;
+		pclient->module_ctx.super = client->v;
+		client->v.destroy = pop3ext_pop3_client_destroy;
+		pclient->event = event_create(client->user->event);
+		event_set_append_log_prefix(pclient->event, "pop3ext_pop3: ");
+		MODULE_CONTEXT_SET(client, pop3ext_pop3_client_module, pclient);
+
+		pop3ext_deny_client_init(pclient);
+	}
+
+	if (pop3ext_next_hook_client_created != NULL)
+		pop3ext_next_hook_client_created(clientp);
+}
+
+static void pop3ext_client_take_over(struct pop3ext_pop3_client *pclient)
+{
+	struct client *client = pclient->client;
+	bool input_pending;
+
+	i_assert(client->io != NULL);
+	/* Input that the login process passed on (commands pipelined after
+	   PASS) sits in client->input, and the core marked its io pending so
+	   that it runs without waiting for the socket. The new io must be
+	   pending too, or those commands would wait for more input. */
+	input_pending = client->io->pending;
+	io_remove(&client->io);
+	client->io = io_add_istream(client->input, pop3ext_client_input,
+				    client);
+	if (input_pending)
+		io_set_pending(client->io);
+	o_stream_set_flush_callback(client->output, pop3ext_client_output,
+				    client);
+	pclient->dispatched = TRUE;
+}
+
+void pop3ext_pop3_mail_namespaces_created(struct mail_namespace *namespaces)
+{
+	struct mail_user *user = namespaces->user;
+	struct pop3ext_pop3_client *pclient;
+	struct client *client;
+
+	/* The client's io exists from client_create_finish() on; this hook
+	   is the first that runs after it (init_namespaces() in pop3's
+	   client_init_session()). */
+	for (client = pop3_clients; client != NULL; client = client->next) {
+		if (client->user != user || client->io == NULL)
+			continue;
+		pclient = POP3EXT_POP3_CLIENT_CONTEXT(client);
+		if (pclient != NULL && !pclient->dispatched)
+			pop3ext_client_take_over(pclient);
+	}
+}
+
+void pop3ext_pop3_hooks_set(void)
+{
+	pop3ext_next_hook_client_created =
+		pop3_client_created_hook_set(pop3ext_pop3_client_created);
+}
+
+void pop3ext_pop3_hooks_unset(void)
+{
+	pop3_client_created_hook_set(pop3ext_next_hook_client_created);
+}

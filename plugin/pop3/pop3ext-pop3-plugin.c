@@ -1,0 +1,37 @@
+/* Copyright (c) 2026 dovecot-pop3ext authors, see the included COPYING file */
+
+#include "lib.h"
+#include "mail-storage-hooks.h"
+#include "pop3ext-pop3-private.h"
+
+const char *pop3ext_pop3_plugin_version = DOVECOT_ABI_VERSION;
+const char pop3ext_pop3_plugin_binary_dependency[] = "pop3";
+const char *pop3ext_pop3_plugin_dependencies[] = { "pop3ext", NULL };
+
+void pop3ext_pop3_plugin_init(struct module *module);
+void pop3ext_pop3_plugin_deinit(void);
+
+struct module *pop3ext_pop3_module;
+struct pop3ext_pop3_client_module pop3ext_pop3_client_module =
+	MODULE_CONTEXT_INIT(&pop3_module_register);
+
+static struct mail_storage_hooks pop3ext_pop3_mail_storage_hooks = {
+	.mail_namespaces_created = pop3ext_pop3_mail_namespaces_created,
+};
+
+void pop3ext_pop3_plugin_init(struct module *module)
+{
+	pop3ext_pop3_module = module;
+	mail_storage_hooks_add(module, &pop3ext_pop3_mail_storage_hooks);
+	pop3ext_pop3_hooks_set();
+	pop3ext_deny_init();
+}
+
+void pop3ext_pop3_plugin_deinit(void)
+{
+	pop3ext_deny_deinit();
+	pop3ext_pop3_hooks_unset();
+	mail_storage_hooks_remove(&pop3ext_pop3_mail_storage_hooks);
+	pop3ext_pop3_capa_deinit();
+	pop3ext_pop3_dispatch_deinit();
+}
