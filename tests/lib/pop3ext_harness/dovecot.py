@@ -96,16 +96,25 @@ class Dovecot:
     plugins: load the project's modules through dovecot-pop3ext.conf (as an
       admin would); False gives stock Dovecot with otherwise the same config.
     plugin_settings: plugin {} settings.
+    mail_plugins: further mail plugins for every protocol (e.g. "sqlbox"),
+      set before dovecot-pop3ext.conf is included.
     extra_conf: text appended to dovecot.conf.
     protocols: which of pop3, imap, lmtp get listeners.
     ssl: also listen with pop3s/imaps, with a self-signed certificate.
+    module_overlays: {"auth": [.so, ...], "doveadm": [...]}: modules for
+      Dovecot's compile-time module dirs (/usr/lib/dovecot/modules/auth and
+      .../doveadm). The master then runs in a private mount namespace where
+      a copy of that dir with these modules added is bind-mounted over the
+      real one; the system's dirs are never changed. doveadm() runs in the
+      same namespace.
     """
 
     def __init__(self, workdir, name="dovecot", users=None, plugins=True,
                  plugin_settings=None, extra_conf="",
                  protocols=("pop3", "imap", "lmtp"),
                  mail_location="maildir:~/Maildir", ssl=False,
-                 import_environment=(), environment=None):
+                 import_environment=(), environment=None,
+                 module_overlays=None, mail_plugins=()):
         self.name = name
         self.dir = os.path.join(workdir, name)
         os.makedirs(self.dir)
@@ -123,6 +132,8 @@ class Dovecot:
         self.ssl = ssl
         self.import_environment = tuple(import_environment)
         self.environment = dict(environment or {})
+        self.module_overlays = dict(module_overlays or {})
+        self.mail_plugins = tuple(mail_plugins)
         self.uid = pwd.getpwnam(MAIL_USER).pw_uid
         self.gid = grp.getgrnam(MAIL_GROUP).gr_gid
         self.proc = None
@@ -237,6 +248,9 @@ class Dovecot:
             port = self.ports.setdefault("lmtp", free_port())
             c.append("service lmtp {\n  inet_listener lmtp {\n"
                      "    address = 127.0.0.1\n    port = %d\n  }\n}" % port)
+        if self.mail_plugins:
+            c.append("mail_plugins = $mail_plugins %s"
+                     % " ".join(self.mail_plugins))
         if self.plugins:
             c.append("!include %s" % env.shipped_conf())
         if self.plugin_settings:
@@ -259,7 +273,8 @@ class Dovecot:
             self.write_config()
             out = open(os.path.join(self.dir, "master.out"), "ab")
             self.proc = subprocess.Popen(
-                ["dovecot", "-F", "-c", self.conf_path],
+                self._overlay_command(["dovecot", "-F", "-c",
+                                       self.conf_path]),
                 stdout=out, stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL, start_new_session=True)
             out.close()
@@ -281,6 +296,34 @@ class Dovecot:
             self.ports = {}
         raise DovecotError("dovecot did not start; log:\n%s\n%s" % (
             self.log()[-4000:], self._read("master.out")[-2000:]))
+
+    def _overlay_command(self, argv):
+        """argv run in a private mount namespace with the module overlays
+        bind-mounted, or argv itself when there are none."""
+        if not self.module_overlays:
+            return argv
+        script = []
+        args = []
+        for sub, modules in sorted(self.module_overlays.items()):
+            real = os.path.join(env.DOVECOT_MODULEDIR, sub)
+            overlay = os.path.join(self.dir, "modules-" + sub)
+            if not os.path.isdir(overlay):
+                os.makedirs(overlay)
+                os.chmod(overlay, 0o755)
+                # files, not links: a link back into the real dir would
+                # resolve to the bind mount itself
+                for so in glob.glob(os.path.join(real, "*.so")):
+                    shutil.copy(so, overlay)
+                for so in modules:
+                    shutil.copy(so, overlay)
+                for n in os.listdir(overlay):
+                    os.chmod(os.path.join(overlay, n), 0o755)
+            args += [overlay, real]
+            n = len(args)
+            script.append('mount --bind "${%d}" "${%d}"' % (n - 1, n))
+        script.append('shift %d; exec "$@"' % len(args))
+        return (["unshare", "-m", "--propagation", "private", "sh", "-ec",
+                 "; ".join(script), "overlay"] + args + list(argv))
 
     def running(self):
         return self.proc is not None and self.proc.poll() is None
@@ -380,7 +423,14 @@ class Dovecot:
     def doveadm(self, *args, check=True, input=None):
         """Runs doveadm against this instance; returns CompletedProcess with
         text output."""
-        r = subprocess.run(["doveadm", "-c", self.conf_path] + list(args),
+        argv = ["doveadm", "-c", self.conf_path] + list(args)
+        if self.module_overlays:
+            if self.running():
+                # the master's mount namespace, with its module dirs
+                argv = ["nsenter", "-m", "-t", str(self.proc.pid)] + argv
+            else:
+                argv = self._overlay_command(argv)
+        r = subprocess.run(argv,
                            input=input, capture_output=True, text=True,
                            timeout=300)
         if check and r.returncode != 0:
