@@ -17,7 +17,7 @@ PACKAGES=(
 	# the Dovecot the modules load into
 	dovecot-core dovecot-pop3d dovecot-imapd dovecot-lmtpd
 	# tests: real servers and clients nobody here wrote
-	python3 valgrind openssl curl fetchmail mpop procps iproute2
+	python3 valgrind openssl curl fetchmail mpop procps iproute2 faketime
 	slapd ldap-utils libpam-wrapper postgresql-15 sqlite3
 )
 

@@ -4,7 +4,8 @@
 
    The value is a list of command names separated by spaces or commas
    (a passwd-file userdb field cannot hold spaces), from plugin {} or a
-   userdb field of the same name. Listed commands are answered with
+   userdb field of the same name; "none" is the empty list (an empty
+   userdb value reaches plugins as "yes"). Listed commands are answered with
    -ERR [SYS/PERM] and dropped from CAPA (TOP, UIDL).
 
    A malformed value (a token that is not a command name, or a name that is
@@ -44,7 +45,9 @@ void pop3ext_deny_client_init(struct pop3ext_pop3_client *pclient)
 
 	p_array_init(&pclient->deny_names, client->pool, 4);
 	value = mail_user_plugin_getenv(client->user, POP3EXT_DENY_SETTING);
-	if (value == NULL || *value == '\0')
+	/* "none" lets a userdb field clear the plugin {} default: Dovecot
+	   turns an empty userdb value into "yes" */
+	if (value == NULL || *value == '\0' || strcasecmp(value, "none") == 0)
 		return;
 
 	t_array_init(&names, 8);

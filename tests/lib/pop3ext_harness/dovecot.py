@@ -99,6 +99,8 @@ class Dovecot:
     mail_plugins: further mail plugins for every protocol (e.g. "sqlbox"),
       set before dovecot-pop3ext.conf is included.
     extra_conf: text appended to dovecot.conf.
+    pop3_clock_speed: run pop3 processes under libfaketime at this speed
+      (e.g. 100: Dovecot's hard-coded 10-minute idle timeout takes 6 s).
     protocols: which of pop3, imap, lmtp get listeners.
     ssl: also listen with pop3s/imaps, with a self-signed certificate.
     module_overlays: {"auth": [.so, ...], "doveadm": [...]}: modules for
@@ -114,7 +116,8 @@ class Dovecot:
                  protocols=("pop3", "imap", "lmtp"),
                  mail_location="maildir:~/Maildir", ssl=False,
                  import_environment=(), environment=None,
-                 module_overlays=None, mail_plugins=()):
+                 module_overlays=None, mail_plugins=(),
+                 pop3_clock_speed=None):
         self.name = name
         self.dir = os.path.join(workdir, name)
         os.makedirs(self.dir)
@@ -134,6 +137,7 @@ class Dovecot:
         self.environment = dict(environment or {})
         self.module_overlays = dict(module_overlays or {})
         self.mail_plugins = tuple(mail_plugins)
+        self.pop3_clock_speed = pop3_clock_speed
         self.uid = pwd.getpwnam(MAIL_USER).pw_uid
         self.gid = grp.getgrnam(MAIL_GROUP).gr_gid
         self.proc = None
@@ -170,6 +174,15 @@ class Dovecot:
         os.chmod(tmp, 0o644)
         # atomic, and a new mtime so that passwd-file re-reads it
         os.replace(tmp, os.path.join(self.dir, "passwd"))
+        if self.running():
+            # Dovecot's passwd-file checks the file at most once a second:
+            # a lookup in the next second is sure to see the change
+            now = time.time()
+            time.sleep(int(now) + 1.01 - now)
+
+    def add_user(self, user, password=DEFAULT_PASSWORD, **fields):
+        self.users[user] = {"password": password, "fields": dict(fields)}
+        self.write_passwd()
 
     def set_user_fields(self, user, **fields):
         """Changes a user's userdb fields (None removes one); takes effect
@@ -258,6 +271,15 @@ class Dovecot:
             for k, v in self.plugin_settings.items():
                 c.append("  %s = %s" % (k, v))
             c.append("}")
+        if self.pop3_clock_speed:
+            wrapper = os.path.join(self.dir, "pop3-faketime")
+            with open(wrapper, "w") as f:
+                f.write('#!/bin/sh\nexport LD_PRELOAD=%s FAKETIME="+0 x%s"\n'
+                        'exec %s/pop3 "$@"\n' % (
+                            env.LIBFAKETIME, self.pop3_clock_speed,
+                            env.DOVECOT_LIBEXECDIR))
+            os.chmod(wrapper, 0o755)
+            c.append("service pop3 {\n  executable = %s\n}" % wrapper)
         c.append(self.extra_conf)
         return "\n".join(c) + "\n"
 

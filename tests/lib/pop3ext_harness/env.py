@@ -11,6 +11,7 @@ SRCDIR = os.environ.get("POP3EXT_SRCDIR",
 BUILDDIR = os.environ.get("POP3EXT_BUILDDIR", os.path.join(SRCDIR, "build"))
 DOVECOT_MODULEDIR = "/usr/lib/dovecot/modules"
 DOVECOT_LIBEXECDIR = "/usr/lib/dovecot"
+LIBFAKETIME = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
 
 
 def built(path):

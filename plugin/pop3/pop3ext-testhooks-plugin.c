@@ -1,0 +1,135 @@
+/* Copyright (c) 2026 dovecot-pop3ext authors, see the included COPYING file */
+
+/* A pop3 plugin that uses nothing but the public pop3ext-pop3.h API, built
+   for the tests only (check_LTLIBRARIES, never installed): it shows that
+   another plugin can add commands (one with a streaming reply), answer a
+   command in a pre-hook, see outcomes in a post-hook and extend CAPA. */
+
+#include "lib.h"
+#include "ostream.h"
+#include "mail-user.h"
+#include "pop3-common.h"
+#include "pop3ext-pop3.h"
+
+const char *pop3ext_testhooks_plugin_version = DOVECOT_ABI_VERSION;
+const char pop3ext_testhooks_plugin_binary_dependency[] = "pop3";
+const char *pop3ext_testhooks_plugin_dependencies[] = { "pop3ext_pop3", NULL };
+
+void pop3ext_testhooks_plugin_init(struct module *module);
+void pop3ext_testhooks_plugin_deinit(void);
+
+static struct module *testhooks_module;
+
+struct testhooks_lines {
+	unsigned int next, count;
+};
+
+static bool testhooks_enabled(struct client *client)
+{
+	return mail_user_is_plugin_loaded(client->user, testhooks_module);
+}
+
+/* XECHO <text>: one-line reply */
+static int testhooks_cmd_xecho(struct client *client, const char *args,
+			       void *context ATTR_UNUSED)
+{
+	if (!testhooks_enabled(client)) {
+		client_send_line(client, "-ERR Unknown command: XECHO");
+		return -1;
+	}
+	client_send_line(client, "+OK %s", args);
+	return 1;
+}
+
+static void testhooks_lines_callback(struct client *client)
+{
+	struct testhooks_lines *ctx = client->cmd_context;
+
+	while (!client->output->closed && ctx->next < ctx->count) {
+		if (POP3_CLIENT_OUTPUT_FULL(client))
+			return; /* the flush callback calls us again */
+		client_send_line(client, "line %u", ctx->next++);
+	}
+	if (!client->output->closed)
+		client_send_line(client, ".");
+	client->cmd = NULL;
+	client->cmd_context = NULL;
+	i_free(ctx);
+}
+
+/* XLINES <n>: a multi-line reply of n lines, streamed like RETR */
+static int testhooks_cmd_xlines(struct client *client, const char *args,
+				void *context ATTR_UNUSED)
+{
+	struct testhooks_lines *ctx;
+	unsigned int count;
+
+	if (str_to_uint(args, &count) < 0 || count > 10000000) {
+		client_send_line(client, "-ERR Invalid count");
+		return -1;
+	}
+	client_send_line(client, "+OK %u lines", count);
+	ctx = i_new(struct testhooks_lines, 1);
+	ctx->count = count;
+	client->cmd_context = ctx;
+	client->cmd = testhooks_lines_callback;
+	testhooks_lines_callback(client);
+	return 1;
+}
+
+/* NOOP refuse: answered by the pre-hook */
+static enum pop3ext_pop3_hook_result
+testhooks_pre(struct pop3ext_pop3_command *cmd, void *context)
+{
+	i_assert(context == &testhooks_module);
+	if (!testhooks_enabled(cmd->client))
+		return POP3EXT_POP3_HOOK_CONTINUE;
+	if (strcmp(cmd->name, "NOOP") == 0 &&
+	    strcmp(cmd->args, "refuse") == 0) {
+		client_send_line(cmd->client, "-ERR refused by testhooks");
+		cmd->ret = 0;
+		return POP3EXT_POP3_HOOK_ANSWERED;
+	}
+	return POP3EXT_POP3_HOOK_CONTINUE;
+}
+
+static void testhooks_post(const struct pop3ext_pop3_command *cmd,
+			   void *context ATTR_UNUSED)
+{
+	if (!testhooks_enabled(cmd->client))
+		return;
+	i_info("testhooks: post %s args=%s ret=%d hook=%d pending=%d",
+	       cmd->name, cmd->args, cmd->ret, cmd->answered_by_hook ? 1 : 0,
+	       cmd->pending ? 1 : 0);
+}
+
+static void testhooks_capa(struct client *client,
+			   struct pop3ext_pop3_capa *capa,
+			   void *context ATTR_UNUSED)
+{
+	if (!testhooks_enabled(client))
+		return;
+	pop3ext_pop3_capa_add(capa, "X-TESTHOOKS");
+	if (pop3ext_pop3_capa_has(capa, "PIPELINING"))
+		pop3ext_pop3_capa_add(capa, "X-TESTHOOKS-SAW-PIPELINING");
+	(void)pop3ext_pop3_capa_remove(capa, "AUTH-RESP-CODE");
+}
+
+void pop3ext_testhooks_plugin_init(struct module *module)
+{
+	testhooks_module = module;
+	pop3ext_pop3_command_register("XECHO", testhooks_cmd_xecho, NULL);
+	pop3ext_pop3_command_register("xlines", testhooks_cmd_xlines, NULL);
+	pop3ext_pop3_hook_register(testhooks_pre, testhooks_post,
+				   &testhooks_module);
+	pop3ext_pop3_capa_register(testhooks_capa, NULL);
+}
+
+void pop3ext_testhooks_plugin_deinit(void)
+{
+	pop3ext_pop3_capa_unregister(testhooks_capa, NULL);
+	pop3ext_pop3_hook_unregister(testhooks_pre, testhooks_post,
+				     &testhooks_module);
+	pop3ext_pop3_command_unregister("XLINES");
+	pop3ext_pop3_command_unregister("xecho");
+}
