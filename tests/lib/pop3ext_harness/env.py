@@ -38,3 +38,9 @@ def built_mail_plugins():
 
 def shipped_conf():
     return os.path.join(SRCDIR, "dovecot-pop3ext.conf")
+
+
+def all_built_modules():
+    """Every shared object the build produced (mail, auth, doveadm)."""
+    return sorted(glob.glob(os.path.join(BUILDDIR, "**", ".libs", "*.so"),
+                            recursive=True))
