@@ -9,6 +9,8 @@ const char *pop3ext_plugin_version = DOVECOT_ABI_VERSION;
 
 static struct mail_storage_hooks pop3ext_mail_storage_hooks = {
 	.mail_user_created = pop3ext_mail_user_created,
+	.mailbox_allocated = pop3ext_mailbox_allocated,
+	.mail_allocated = pop3ext_mail_allocated,
 };
 
 void pop3ext_plugin_init(struct module *module)

@@ -3,12 +3,16 @@
 #include "lib.h"
 #include "mail-user.h"
 #include "mail-storage-private.h"
+#include "pop3ext-state.h"
 #include "pop3ext-plugin.h"
 
 #define POP3EXT_USER_CONTEXT(obj) \
 	MODULE_CONTEXT(obj, pop3ext_user_module)
 #define POP3EXT_USER_CONTEXT_REQUIRE(obj) \
 	MODULE_CONTEXT_REQUIRE(obj, pop3ext_user_module)
+
+/* under the home directory */
+#define POP3EXT_STATE_DIR_NAME ".pop3ext"
 
 struct event_category event_category_pop3ext = {
 	.name = "pop3ext",
@@ -22,10 +26,78 @@ struct pop3ext_user *pop3ext_user_get(struct mail_user *user)
 	return POP3EXT_USER_CONTEXT(user);
 }
 
+static bool userdb_has_field(struct mail_user *user, const char *name)
+{
+	size_t len = strlen(name);
+	const char *const *field;
+
+	if (user->userdb_fields == NULL)
+		return FALSE;
+	for (field = user->userdb_fields; *field != NULL; field++) {
+		if (strncmp(*field, name, len) == 0 &&
+		    ((*field)[len] == '=' || (*field)[len] == '\0'))
+			return TRUE;
+	}
+	return FALSE;
+}
+
+static const char *
+pop3ext_user_lookup(const char *name, enum pop3ext_source *source_r,
+		    void *context)
+{
+	struct mail_user *user = context;
+	const char *value;
+
+	value = mail_user_plugin_getenv(user, name);
+	if (value != NULL) {
+		*source_r = userdb_has_field(user, name) ?
+			POP3EXT_SOURCE_USERDB : POP3EXT_SOURCE_PLUGIN;
+	}
+	return value;
+}
+
+int pop3ext_user_read_policy(struct mail_user *user, pool_t pool,
+			     struct pop3ext_policy *policy_r,
+			     const char **error_r)
+{
+	return pop3ext_policy_parse(pool, pop3ext_user_lookup, user, policy_r,
+				    error_r);
+}
+
+void pop3ext_user_log_policy_error(struct pop3ext_user *puser)
+{
+	if (puser->policy_error_logged)
+		return;
+	puser->policy_error_logged = TRUE;
+	e_error(puser->event, "Invalid policy setting %s - failing safe: "
+		"no message is expunged and POP3 refuses commands that read "
+		"or change mail until the setting is fixed",
+		puser->policy_error);
+}
+
+int pop3ext_user_visible_since(struct pop3ext_user *puser, time_t now,
+			       time_t *since_r, const char **error_r)
+{
+	if (puser->policy.visible_since_first_login) {
+		if (puser->state == NULL) {
+			*error_r = "pop3ext_visible_since=first-login needs a "
+				"home directory to record the first login";
+			return -1;
+		}
+		if (pop3ext_state_first_login(puser->state, now, since_r,
+					      error_r) < 0)
+			return -1;
+		return 1;
+	}
+	*since_r = puser->policy.visible_since;
+	return *since_r != 0 ? 1 : 0;
+}
+
 static void pop3ext_user_deinit(struct mail_user *user)
 {
 	struct pop3ext_user *puser = POP3EXT_USER_CONTEXT_REQUIRE(user);
 
+	pop3ext_state_deinit(&puser->state);
 	event_unref(&puser->event);
 	puser->module_ctx.super.deinit(user);
 }
@@ -34,8 +106,10 @@ void pop3ext_mail_user_created(struct mail_user *user)
 {
 	struct mail_user_vfuncs *v = user->vlast;
 	struct pop3ext_user *puser;
+	const char *home, *error;
 
 	puser = p_new(user->pool, struct pop3ext_user, 1);
+	puser->user = user;
 	puser->module_ctx.super = *v;
 	user->vlast = &puser->module_ctx.super;
 	v->deinit = pop3ext_user_deinit;
@@ -44,5 +118,17 @@ void pop3ext_mail_user_created(struct mail_user *user)
 	event_add_category(puser->event, &event_category_pop3ext);
 	event_set_append_log_prefix(puser->event, "pop3ext: ");
 
+	if (pop3ext_user_read_policy(user, user->pool, &puser->policy,
+				     &error) < 0) {
+		/* Fail safe, not closed: mail keeps arriving and can be
+		   read over IMAP, but nothing is expunged (see
+		   pop3ext-storage.c). */
+		puser->policy_error = p_strdup_printf(user->pool,
+			"%s for user %s", error, user->username);
+	}
+	if (mail_user_get_home(user, &home) > 0) {
+		puser->state = pop3ext_state_init(t_strconcat(home, "/",
+			POP3EXT_STATE_DIR_NAME, NULL), puser->event);
+	}
 	MODULE_CONTEXT_SET(user, pop3ext_user_module, puser);
 }

@@ -190,6 +190,15 @@ static int pop3ext_dispatch(struct client *client, const char *name,
 	const struct pop3ext_pop3_registered_command *rcmd;
 	unsigned int i, count = 0;
 
+	struct pop3ext_pop3_client *pclient =
+		POP3EXT_POP3_CLIENT_CONTEXT_REQUIRE(client);
+
+	if (!pclient->seqs_fixed) {
+		/* before the first command: pop3 has read the mailbox */
+		pop3ext_retention_fix_all_seqs(client);
+		pclient->seqs_fixed = TRUE;
+	}
+
 	i_zero(&cmd);
 	cmd.client = client;
 	cmd.name = t_str_ucase(name);
@@ -356,6 +365,7 @@ static void pop3ext_pop3_client_destroy(struct client *client,
 	struct pop3ext_pop3_client *pclient =
 		POP3EXT_POP3_CLIENT_CONTEXT_REQUIRE(client);
 
+	pop3ext_login_delay_client_destroy(pclient);
 	event_unref(&pclient->event);
 	pclient->module_ctx.super.destroy(client, reason);
 }
@@ -377,6 +387,7 @@ void pop3ext_pop3_client_created(struct client **clientp)
 		MODULE_CONTEXT_SET(client, pop3ext_pop3_client_module, pclient);
 
 		pop3ext_deny_client_init(pclient);
+		pop3ext_retention_client_init(pclient);
 	}
 
 	if (pop3ext_next_hook_client_created != NULL)
@@ -389,6 +400,11 @@ static void pop3ext_client_take_over(struct pop3ext_pop3_client *pclient)
 	bool input_pending;
 
 	i_assert(client->io != NULL);
+	if (pop3ext_login_delay_finish(pclient)) {
+		/* refused: nothing is read from this client any more */
+		io_remove(&client->io);
+		return;
+	}
 	/* Input that the login process passed on (commands pipelined after
 	   PASS) sits in client->input, and the core marked its io pending so
 	   that it runs without waiting for the socket. The new io must be

@@ -25,10 +25,12 @@ void pop3ext_pop3_plugin_init(struct module *module)
 	mail_storage_hooks_add(module, &pop3ext_pop3_mail_storage_hooks);
 	pop3ext_pop3_hooks_set();
 	pop3ext_deny_init();
+	pop3ext_retention_init();
 }
 
 void pop3ext_pop3_plugin_deinit(void)
 {
+	pop3ext_retention_deinit();
 	pop3ext_deny_deinit();
 	pop3ext_pop3_hooks_unset();
 	mail_storage_hooks_remove(&pop3ext_pop3_mail_storage_hooks);

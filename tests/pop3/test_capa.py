@@ -25,6 +25,7 @@ class CapaTest(TestCase):
         p.quit()
         self.assertEqual(resp, b"+OK")
         self.assertEqual(lines, STOCK + [
+            b"EXPIRE NEVER",
             b"IMPLEMENTATION dovecot-pop3ext " +
             configured_version().encode()])
 

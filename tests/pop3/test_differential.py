@@ -3,7 +3,8 @@ against stock Dovecot and against Dovecot with pop3ext + pop3ext_pop3
 loaded (through the shipped dovecot-pop3ext.conf, nothing else configured),
 on byte-identical mailboxes. The transcripts (every byte each server sent)
 and the session summaries Dovecot logs must be identical; the one allowed
-difference is the IMPLEMENTATION line that CAPA after login gains."""
+difference is what CAPA after login gains: IMPLEMENTATION, and EXPIRE NEVER
+for the default policy (nothing deletes retrieved mail)."""
 
 import os
 import re
@@ -78,8 +79,12 @@ class PairTestCase(TestCase):
                 self.assertEqual(len(impl), 1, data)
                 self.assertTrue(impl[0].startswith(
                     b"IMPLEMENTATION dovecot-pop3ext "), impl)
+                # the capabilities the plugins add: IMPLEMENTATION, and
+                # EXPIRE for the (default) policy
+                self.assertIn(b"EXPIRE NEVER", lines)
                 data = b"\r\n".join(line for line in lines
-                                    if line != impl[0])
+                                    if line not in (impl[0],
+                                                    b"EXPIRE NEVER"))
             if who == "S" and data.startswith(b"+OK Logged in."):
                 logged_in = True
             out.append((who, data))

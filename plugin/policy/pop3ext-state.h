@@ -1,0 +1,85 @@
+#ifndef POP3EXT_STATE_H
+#define POP3EXT_STATE_H
+
+/* A user's pop3ext state, kept in files beside the mail (<home>/.pop3ext/)
+   so that it works on every mail storage and survives the loss of
+   Dovecot's index files:
+
+   - retrieved.log: the first POP3 retrieval of each INBOX message
+     (pop3ext_expire_after_retr), appended in time order at QUIT;
+     retrieved.offset tells how much of it the sweep has consumed;
+   - held.log: expunges held by pop3ext_min_age / pop3ext_legal_hold, which
+     the sweep completes once allowed;
+   - first-login: the time of the user's first POP3 login
+     (pop3ext_visible_since = first-login).
+
+   Appends are written in one write() and fdatasync()ed before they are
+   relied on. Writers serialize on a lock file. A line that cannot be
+   parsed is reported (file and line) and skipped: a skipped line can only
+   delay an expunge, never cause one. */
+
+struct event;
+
+struct pop3ext_retrieval {
+	uint32_t uidvalidity, uid;
+	const char *guid;
+	time_t time;
+	/* offset just past this entry in retrieved.log (reading only) */
+	uoff_t end_offset;
+};
+ARRAY_DEFINE_TYPE(pop3ext_retrieval, struct pop3ext_retrieval);
+
+struct pop3ext_held {
+	const char *mailbox;
+	uint32_t uidvalidity, uid;
+	const char *guid;
+	time_t save_date, held_time;
+	/* "legal_hold" or "min_age" */
+	const char *reason;
+};
+ARRAY_DEFINE_TYPE(pop3ext_held, struct pop3ext_held);
+
+struct pop3ext_state *
+pop3ext_state_init(const char *dir, struct event *event);
+void pop3ext_state_deinit(struct pop3ext_state **state);
+const char *pop3ext_state_dir(struct pop3ext_state *state);
+
+int pop3ext_state_append_retrievals(struct pop3ext_state *state,
+				    const ARRAY_TYPE(pop3ext_retrieval) *entries,
+				    const char **error_r);
+int pop3ext_state_append_held(struct pop3ext_state *state,
+			      const ARRAY_TYPE(pop3ext_held) *entries,
+			      const char **error_r);
+
+/* The time of the user's first POP3 login; the first call records now. */
+int pop3ext_state_first_login(struct pop3ext_state *state, time_t now,
+			      time_t *first_r, const char **error_r);
+
+/* The retrieval log from the consumed offset on, at most max entries
+   (0 = all). Returns 0 or -1. */
+int pop3ext_state_read_retrievals(struct pop3ext_state *state, pool_t pool,
+				  unsigned int max,
+				  ARRAY_TYPE(pop3ext_retrieval) *entries_r,
+				  const char **error_r);
+/* Marks the retrieval log consumed up to offset (the end_offset of the
+   last entry the sweep is done with); compacts the file when most of it
+   is consumed. */
+int pop3ext_state_consume_retrievals(struct pop3ext_state *state,
+				     uoff_t offset, const char **error_r);
+
+int pop3ext_state_read_held(struct pop3ext_state *state, pool_t pool,
+			    ARRAY_TYPE(pop3ext_held) *entries_r,
+			    const char **error_r);
+/* Removes the given entries from held.log (entries appended meanwhile are
+   kept). */
+int pop3ext_state_remove_held(struct pop3ext_state *state,
+			      const ARRAY_TYPE(pop3ext_held) *done,
+			      const char **error_r);
+
+/* for tests: the line parsers */
+int pop3ext_state_parse_retrieval(const char *line, pool_t pool,
+				  struct pop3ext_retrieval *r_r);
+int pop3ext_state_parse_held(const char *line, pool_t pool,
+			     struct pop3ext_held *h_r);
+
+#endif

@@ -1,0 +1,370 @@
+/* Copyright (c) 2026 dovecot-pop3ext authors, see the included COPYING file */
+
+/* Enforcement at the storage layer, so that no protocol bypasses it:
+
+   - every expunge (POP3 QUIT, IMAP EXPUNGE and MOVE, doveadm expunge,
+     autoexpunge, the sweep) passes pop3ext_mail_expunge(): under
+     pop3ext_legal_hold, or for a message younger than pop3ext_min_age, the
+     message is kept and marked $POP3ExpungePending (hidden from POP3;
+     still visible to IMAP, which is told no EXPUNGE for it), and the held
+     expunge is logged in the user's held.log once the transaction commits,
+     for the sweep to complete when allowed. With a malformed policy no
+     expunge happens at all;
+   - the POP3 session's listing (the search that pop3 runs with its POP3
+     sort order over all messages) leaves out hidden and pending messages
+     and mail saved before pop3ext_visible_since; a recent: view lists the
+     recent window, hidden or not. */
+
+#include "lib.h"
+#include "array.h"
+#include "ioloop.h"
+#include "mail-search-build.h"
+#include "mail-storage-private.h"
+#include "pop3ext-decide.h"
+#include "pop3ext-state.h"
+#include "pop3ext-plugin.h"
+
+#define POP3EXT_CONTEXT(obj) \
+	MODULE_CONTEXT(obj, pop3ext_storage_module)
+#define POP3EXT_CONTEXT_REQUIRE(obj) \
+	MODULE_CONTEXT_REQUIRE(obj, pop3ext_storage_module)
+#define POP3EXT_MAIL_CONTEXT_REQUIRE(obj) \
+	MODULE_CONTEXT_REQUIRE(obj, pop3ext_mail_module)
+
+struct pop3ext_mailbox {
+	union mailbox_module_context module_ctx;
+	/* POP3 session: listing limits, computed when opened */
+	time_t list_since;
+};
+
+struct pop3ext_transaction {
+	union mailbox_transaction_module_context module_ctx;
+	pool_t pool;
+	/* held expunges, logged after a successful commit */
+	ARRAY_TYPE(pop3ext_held) held;
+};
+
+static MODULE_CONTEXT_DEFINE_INIT(pop3ext_storage_module,
+				  &mail_storage_module_register);
+static MODULE_CONTEXT_DEFINE_INIT(pop3ext_mail_module,
+				  &mail_module_register);
+
+struct mail_keywords *pop3ext_keywords(struct mailbox *box, const char *kw)
+{
+	const char *names[] = { kw, NULL };
+
+	return mailbox_keywords_create_valid(box, names);
+}
+
+static bool mail_has_keyword(struct mail *mail, const char *kw)
+{
+	const char *const *kws = mail_get_keywords(mail);
+
+	return str_array_find(kws, kw);
+}
+
+/*
+ * The expunge gate
+ */
+
+static void
+pop3ext_hold(struct pop3ext_user *puser, struct mail *mail,
+	     struct pop3ext_transaction *pt, time_t save_date,
+	     enum pop3ext_expunge_decision decision)
+{
+	struct mail_keywords *kw;
+	struct mailbox_status status;
+	struct pop3ext_held *h;
+	const char *guid;
+
+	if (mail_has_keyword(mail, POP3EXT_KEYWORD_PENDING)) {
+		/* held before and logged then */
+		return;
+	}
+	kw = pop3ext_keywords(mail->box, POP3EXT_KEYWORD_PENDING);
+	mail_update_keywords(mail, MODIFY_ADD, kw);
+	mailbox_keywords_unref(&kw);
+
+	if (puser->state == NULL) {
+		e_error(puser->event, "Held expunge of %s UID %u cannot be "
+			"logged for the sweep: no home directory",
+			mailbox_get_vname(mail->box), mail->uid);
+		return;
+	}
+	if (mail_get_special(mail, MAIL_FETCH_GUID, &guid) < 0 ||
+	    *guid == '\0') {
+		e_error(puser->event, "Held expunge of %s UID %u cannot be "
+			"logged for the sweep: no GUID: %s",
+			mailbox_get_vname(mail->box), mail->uid,
+			mailbox_get_last_internal_error(mail->box, NULL));
+		return;
+	}
+	h = array_append_space(&pt->held);
+	h->mailbox = p_strdup(pt->pool, mailbox_get_vname(mail->box));
+	mailbox_get_open_status(mail->box, STATUS_UIDVALIDITY, &status);
+	h->uidvalidity = status.uidvalidity;
+	h->uid = mail->uid;
+	h->guid = p_strdup(pt->pool, guid);
+	h->save_date = save_date;
+	h->held_time = ioloop_time;
+	h->reason = decision == POP3EXT_EXPUNGE_HOLD_LEGAL ?
+		"legal_hold" : "min_age";
+}
+
+static void pop3ext_mail_expunge(struct mail *_mail)
+{
+	struct mail_private *mail = (struct mail_private *)_mail;
+	union mail_module_context *pmail = POP3EXT_MAIL_CONTEXT_REQUIRE(mail);
+	struct pop3ext_user *puser =
+		pop3ext_user_get(_mail->box->storage->user);
+	struct pop3ext_transaction *pt =
+		POP3EXT_CONTEXT_REQUIRE(_mail->transaction);
+	enum pop3ext_expunge_decision decision;
+	time_t save_date;
+
+	if (puser->policy_error != NULL) {
+		pop3ext_user_log_policy_error(puser);
+		pop3ext_audit_mail(puser, "pop3ext_expunge_held", _mail,
+				   "policy_error", "refused:policy_error");
+		return;
+	}
+	if (!puser->policy.legal_hold && puser->policy.min_age == 0) {
+		pop3ext_audit_mail(puser, puser->sweeping ?
+				   "pop3ext_sweep_expunge" : "pop3ext_deletion",
+				   _mail, "none", "allow");
+		pmail->super.expunge(_mail);
+		return;
+	}
+	if (mail_get_save_date(_mail, &save_date) < 0) {
+		/* age unknown: as young as can be */
+		e_warning(puser->event, "Can't get save date of %s UID %u "
+			  "(treating it as new): %s",
+			  mailbox_get_vname(_mail->box), _mail->uid,
+			  mailbox_get_last_internal_error(_mail->box, NULL));
+		save_date = ioloop_time;
+	}
+	decision = pop3ext_decide_expunge(&puser->policy, save_date,
+					  ioloop_time);
+	if (decision == POP3EXT_EXPUNGE_ALLOW) {
+		pop3ext_audit_mail(puser, puser->sweeping ?
+				   "pop3ext_sweep_expunge" : "pop3ext_deletion",
+				   _mail, "min_age", "allow");
+		pmail->super.expunge(_mail);
+		return;
+	}
+	pop3ext_hold(puser, _mail, pt, save_date, decision);
+	pop3ext_audit_mail(puser, "pop3ext_expunge_held", _mail,
+			   decision == POP3EXT_EXPUNGE_HOLD_LEGAL ?
+			   "legal_hold" : "min_age",
+			   pop3ext_expunge_decision_name(decision));
+}
+
+void pop3ext_mail_allocated(struct mail *_mail)
+{
+	struct mail_private *mail = (struct mail_private *)_mail;
+	struct mail_vfuncs *v = mail->vlast;
+	union mail_module_context *pmail;
+
+	if (pop3ext_user_get(_mail->box->storage->user) == NULL)
+		return;
+	pmail = p_new(mail->pool, union mail_module_context, 1);
+	pmail->super = *v;
+	mail->vlast = &pmail->super;
+	v->expunge = pop3ext_mail_expunge;
+	MODULE_CONTEXT_SET_SELF(mail, pop3ext_mail_module, pmail);
+}
+
+/*
+ * Transactions: held expunges are logged once committed
+ */
+
+static struct mailbox_transaction_context *
+pop3ext_transaction_begin(struct mailbox *box,
+			  enum mailbox_transaction_flags flags,
+			  const char *reason)
+{
+	struct pop3ext_mailbox *mbox = POP3EXT_CONTEXT_REQUIRE(box);
+	struct mailbox_transaction_context *t;
+	struct pop3ext_transaction *pt;
+	pool_t pool;
+
+	t = mbox->module_ctx.super.transaction_begin(box, flags, reason);
+	pool = pool_alloconly_create("pop3ext transaction", 512);
+	pt = p_new(pool, struct pop3ext_transaction, 1);
+	pt->pool = pool;
+	p_array_init(&pt->held, pool, 4);
+	MODULE_CONTEXT_SET(t, pop3ext_storage_module, pt);
+	return t;
+}
+
+static int
+pop3ext_transaction_commit(struct mailbox_transaction_context *t,
+			   struct mail_transaction_commit_changes *changes_r)
+{
+	struct mailbox *box = t->box;
+	struct pop3ext_mailbox *mbox = POP3EXT_CONTEXT_REQUIRE(box);
+	struct pop3ext_transaction *pt = POP3EXT_CONTEXT_REQUIRE(t);
+	struct pop3ext_user *puser = pop3ext_user_get(box->storage->user);
+	const char *error;
+	int ret;
+
+	ret = mbox->module_ctx.super.transaction_commit(t, changes_r);
+	if (ret == 0 && array_count(&pt->held) > 0 &&
+	    pop3ext_state_append_held(puser->state, &pt->held, &error) < 0) {
+		/* the messages keep their pending keyword and are not
+		   expunged: nothing is lost, the sweep just can't see them */
+		e_error(puser->event, "Failed to log %u held expunge(s) for "
+			"the sweep: %s", array_count(&pt->held), error);
+	}
+	pool_unref(&pt->pool);
+	return ret;
+}
+
+static void
+pop3ext_transaction_rollback(struct mailbox_transaction_context *t)
+{
+	struct pop3ext_mailbox *mbox = POP3EXT_CONTEXT_REQUIRE(t->box);
+	struct pop3ext_transaction *pt = POP3EXT_CONTEXT_REQUIRE(t);
+
+	mbox->module_ctx.super.transaction_rollback(t);
+	pool_unref(&pt->pool);
+}
+
+/*
+ * The POP3 listing
+ */
+
+static bool search_args_have_seqset(const struct mail_search_arg *arg)
+{
+	for (; arg != NULL; arg = arg->next) {
+		if (arg->type == SEARCH_SEQSET || arg->type == SEARCH_UIDSET)
+			return TRUE;
+	}
+	return FALSE;
+}
+
+static void build_not_keyword(struct mail_search_args *args, const char *kw)
+{
+	struct mail_search_arg *arg;
+
+	arg = mail_search_build_add(args, SEARCH_KEYWORDS);
+	arg->match_not = TRUE;
+	arg->value.str = p_strdup(args->pool, kw);
+}
+
+static void build_saved_since(struct mail_search_args *args, time_t since)
+{
+	struct mail_search_arg *arg;
+
+	arg = mail_search_build_add(args, SEARCH_SINCE);
+	arg->value.date_type = MAIL_SEARCH_DATE_TYPE_SAVED;
+	arg->value.search_flags = MAIL_SEARCH_ARG_FLAG_UTC_TIMES;
+	arg->value.time = since;
+}
+
+/* The listing search: pop3's own conditions AND ours. */
+static struct mail_search_args *
+pop3ext_listing_args(struct pop3ext_user *puser, struct pop3ext_mailbox *mbox,
+		     struct mailbox *box, const struct mail_search_args *orig)
+{
+	struct mail_search_args *args;
+	struct mail_search_arg *last;
+
+	args = mail_search_build_init();
+	if (puser->policy.view == POP3EXT_VIEW_RECENT) {
+		/* hidden or not: a second device's view of the window */
+		build_saved_since(args, mbox->list_since);
+	} else {
+		build_not_keyword(args, POP3EXT_KEYWORD_HIDDEN);
+		build_not_keyword(args, POP3EXT_KEYWORD_PENDING);
+		if (mbox->list_since != 0)
+			build_saved_since(args, mbox->list_since);
+	}
+	for (last = args->args; last->next != NULL; last = last->next) ;
+	last->next = mail_search_arg_dup(args->pool, orig->args);
+	mail_search_args_init(args, box, TRUE, NULL);
+	return args;
+}
+
+static struct mail_search_context *
+pop3ext_search_init(struct mailbox_transaction_context *t,
+		    struct mail_search_args *args,
+		    const enum mail_sort_type *sort_program,
+		    enum mail_fetch_field wanted_fields,
+		    struct mailbox_header_lookup_ctx *wanted_headers)
+{
+	struct pop3ext_mailbox *mbox = POP3EXT_CONTEXT_REQUIRE(t->box);
+	struct pop3ext_user *puser = pop3ext_user_get(t->box->storage->user);
+	struct mail_search_args *largs;
+
+	/* Only pop3's listing of the whole mailbox is filtered: its later
+	   searches name the listed messages by sequence. */
+	if ((t->box->flags & MAILBOX_FLAG_POP3_SESSION) == 0 ||
+	    puser->policy_error != NULL || args->args == NULL ||
+	    search_args_have_seqset(args->args)) {
+		return mbox->module_ctx.super.search_init(t, args,
+			sort_program, wanted_fields, wanted_headers);
+	}
+	/* mailbox_search_init() took a reference to args, which
+	   mailbox_search_deinit() drops from the context's args: those are
+	   now ours, so give that reference back here. */
+	largs = pop3ext_listing_args(puser, mbox, t->box, args);
+	mail_search_args_simplify(largs);
+	mail_search_args_unref(&args);
+	return mbox->module_ctx.super.search_init(t, largs, sort_program,
+						  wanted_fields,
+						  wanted_headers);
+}
+
+static int pop3ext_mailbox_open(struct mailbox *box)
+{
+	struct pop3ext_mailbox *mbox = POP3EXT_CONTEXT_REQUIRE(box);
+	struct pop3ext_user *puser = pop3ext_user_get(box->storage->user);
+	const char *error;
+	time_t since;
+
+	if ((box->flags & MAILBOX_FLAG_POP3_SESSION) != 0 &&
+	    puser->policy_error == NULL) {
+		if (!puser->pop3_frontend) {
+			/* pop3's message list must match the filtered
+			   listing, which pop3ext_pop3 takes care of */
+			mail_storage_set_critical(box->storage,
+				"pop3ext: the POP3 session needs pop3ext_pop3 "
+				"(protocol pop3 { mail_plugins = "
+				"$mail_plugins pop3ext pop3ext_pop3 })");
+			return -1;
+		}
+		if (puser->policy.view == POP3EXT_VIEW_RECENT) {
+			mbox->list_since = ioloop_time <=
+				(time_t)puser->policy.recent_window ? 0 :
+				ioloop_time - puser->policy.recent_window;
+		} else if (pop3ext_user_visible_since(puser, ioloop_time,
+						      &since, &error) < 0) {
+			mail_storage_set_critical(box->storage,
+				"pop3ext: pop3ext_visible_since: %s", error);
+			return -1;
+		} else {
+			mbox->list_since = since;
+		}
+	}
+	return mbox->module_ctx.super.open(box);
+}
+
+void pop3ext_mailbox_allocated(struct mailbox *box)
+{
+	struct mailbox_vfuncs *v = box->vlast;
+	struct pop3ext_mailbox *mbox;
+
+	if (pop3ext_user_get(box->storage->user) == NULL)
+		return;
+	mbox = p_new(box->pool, struct pop3ext_mailbox, 1);
+	mbox->module_ctx.super = *v;
+	box->vlast = &mbox->module_ctx.super;
+
+	v->open = pop3ext_mailbox_open;
+	v->transaction_begin = pop3ext_transaction_begin;
+	v->transaction_commit = pop3ext_transaction_commit;
+	v->transaction_rollback = pop3ext_transaction_rollback;
+	v->search_init = pop3ext_search_init;
+	MODULE_CONTEXT_SET(box, pop3ext_storage_module, mbox);
+}

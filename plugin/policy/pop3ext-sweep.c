@@ -1,0 +1,361 @@
+/* Copyright (c) 2026 dovecot-pop3ext authors, see the included COPYING file */
+
+#include "lib.h"
+#include "array.h"
+#include "ioloop.h"
+#include "seq-range-array.h"
+#include "mail-namespace.h"
+#include "mail-search-build.h"
+#include "mail-storage.h"
+#include "pop3ext-decide.h"
+#include "pop3ext-state.h"
+#include "pop3ext-sweep.h"
+#include "pop3ext-plugin.h"
+
+struct pop3ext_sweep {
+	struct mail_user *user;
+	struct pop3ext_user *puser;
+	bool dry_run;
+	struct pop3ext_sweep_result *result;
+	pool_t pool;
+	const char *error;
+};
+
+static void sweep_set_box_error(struct pop3ext_sweep *sweep,
+				struct mailbox *box, const char *what)
+{
+	if (sweep->error == NULL) {
+		sweep->error = p_strdup_printf(sweep->pool, "%s %s: %s", what,
+			mailbox_get_vname(box),
+			mailbox_get_last_internal_error(box, NULL));
+	}
+}
+
+/* Finds the message a log entry names: by UID when UIDVALIDITY still
+   holds, else (the index was rebuilt with new UIDs) by GUID. Returns TRUE
+   with mail set to it. */
+static bool sweep_find(struct mail *mail, uint32_t uidvalidity, uint32_t uid,
+		       const char *guid)
+{
+	struct mailbox_status status;
+	struct mail_search_args *args;
+	struct mail_search_context *ctx;
+	struct mail *found;
+	const char *mail_guid;
+	bool ret = FALSE;
+
+	mailbox_get_open_status(mail->box, STATUS_UIDVALIDITY, &status);
+	if (status.uidvalidity == uidvalidity && mail_set_uid(mail, uid)) {
+		return mail_get_special(mail, MAIL_FETCH_GUID,
+					&mail_guid) == 0 &&
+			strcmp(mail_guid, guid) == 0;
+	}
+	if (status.uidvalidity == uidvalidity)
+		return FALSE;
+
+	args = mail_search_build_init();
+	mail_search_build_add(args, SEARCH_GUID)->value.str =
+		p_strdup(args->pool, guid);
+	ctx = mailbox_search_init(mail->transaction, args, NULL, 0, NULL);
+	mail_search_args_unref(&args);
+	if (mailbox_search_next(ctx, &found)) {
+		mail_set_seq(mail, found->seq);
+		ret = TRUE;
+	}
+	(void)mailbox_search_deinit(&ctx);
+	return ret;
+}
+
+/* Expunges (or counts) one message that is due. Returns TRUE if it is (or
+   would be) expunged, FALSE if the policy holds it. */
+static bool sweep_expunge(struct pop3ext_sweep *sweep, struct mail *mail)
+{
+	enum pop3ext_expunge_decision decision;
+	time_t save_date;
+	uoff_t size;
+
+	if (mail_get_save_date(mail, &save_date) < 0)
+		save_date = ioloop_time;
+	decision = pop3ext_decide_expunge(&sweep->puser->policy, save_date,
+					  ioloop_time);
+	if (!sweep->dry_run) {
+		/* held ones become pending through the storage gate */
+		mail_expunge(mail);
+	}
+	if (decision != POP3EXT_EXPUNGE_ALLOW) {
+		sweep->result->held++;
+		return FALSE;
+	}
+	if (mail_get_physical_size(mail, &size) < 0)
+		size = 0;
+	sweep->result->messages++;
+	sweep->result->bytes += size;
+	return TRUE;
+}
+
+/* pop3ext_expire_after_retr: the retrieval log in time order, up to the
+   first entry not yet due. */
+static void
+sweep_retrievals(struct pop3ext_sweep *sweep, struct mail *mail,
+		 ARRAY_TYPE(seq_range) *seqs, uoff_t *consumed_r)
+{
+	ARRAY_TYPE(pop3ext_retrieval) entries;
+	const struct pop3ext_retrieval *r;
+	const char *error;
+
+	*consumed_r = 0;
+	if (sweep->puser->policy.expire_after_retr == POP3EXT_NEVER ||
+	    sweep->puser->state == NULL)
+		return;
+	p_array_init(&entries, sweep->pool, 64);
+	if (pop3ext_state_read_retrievals(sweep->puser->state, sweep->pool, 0,
+					  &entries, &error) < 0) {
+		sweep->error = p_strdup(sweep->pool, error);
+		return;
+	}
+	array_foreach(&entries, r) {
+		if (r->uid != 0) {
+			if (!pop3ext_decide_retr_expired(&sweep->puser->policy,
+							 r->time, ioloop_time))
+				break;
+			if (sweep_find(mail, r->uidvalidity, r->uid, r->guid) &&
+			    !seq_range_exists(seqs, mail->seq)) {
+				seq_range_array_add(seqs, mail->seq);
+				sweep->result->retr_expired++;
+			}
+		}
+		*consumed_r = r->end_offset;
+	}
+}
+
+/* pop3ext_max_age: UIDs grow with save time, so INBOX is read from the
+   oldest message up to the first one that is young enough. */
+static void sweep_max_age(struct pop3ext_sweep *sweep, struct mail *mail,
+			  ARRAY_TYPE(seq_range) *seqs)
+{
+	struct mailbox_status status;
+	time_t save_date;
+	uint32_t seq;
+
+	if (sweep->puser->policy.max_age == POP3EXT_NEVER)
+		return;
+	mailbox_get_open_status(mail->box, STATUS_MESSAGES, &status);
+	for (seq = 1; seq <= status.messages; seq++) {
+		mail_set_seq(mail, seq);
+		if (mail_get_save_date(mail, &save_date) < 0) {
+			if (mail->expunged)
+				continue;
+			sweep_set_box_error(sweep, mail->box,
+					    "Can't get save date in");
+			return;
+		}
+		if (!pop3ext_decide_max_age_reached(&sweep->puser->policy,
+						    save_date, ioloop_time))
+			break;
+		if (!seq_range_exists(seqs, seq)) {
+			seq_range_array_add(seqs, seq);
+			sweep->result->max_age++;
+		}
+	}
+}
+
+static int sweep_inbox(struct pop3ext_sweep *sweep)
+{
+	struct mail_namespace *ns;
+	struct mailbox *box;
+	struct mailbox_transaction_context *t;
+	struct mail *mail;
+	ARRAY_TYPE(seq_range) seqs;
+	struct seq_range_iter iter;
+	const char *kws[] = { POP3EXT_KEYWORD_PENDING, NULL };
+	unsigned int n = 0;
+	uoff_t consumed;
+	uint32_t seq;
+	int ret = 0;
+
+	ns = mail_namespace_find_inbox(sweep->user->namespaces);
+	box = mailbox_alloc(ns->list, "INBOX", 0);
+	if (mailbox_sync(box, 0) < 0) {
+		enum mail_error error;
+
+		(void)mailbox_get_last_error(box, &error);
+		if (error == MAIL_ERROR_NOTFOUND) {
+			/* no INBOX yet: nothing to sweep */
+			mailbox_free(&box);
+			return 0;
+		}
+		sweep_set_box_error(sweep, box, "Can't sync");
+		mailbox_free(&box);
+		return -1;
+	}
+	t = mailbox_transaction_begin(box, 0, "pop3ext sweep");
+	mail = mail_alloc(t, MAIL_FETCH_SAVE_DATE | MAIL_FETCH_PHYSICAL_SIZE,
+			  NULL);
+	p_array_init(&seqs, sweep->pool, 64);
+
+	sweep_retrievals(sweep, mail, &seqs, &consumed);
+	sweep_max_age(sweep, mail, &seqs);
+
+	seq_range_array_iter_init(&iter, &seqs);
+	while (sweep->error == NULL &&
+	       seq_range_array_iter_nth(&iter, n++, &seq)) {
+		mail_set_seq(mail, seq);
+		if (mail->expunged)
+			continue;
+		/* a held expunge is already in held.log */
+		if (str_array_find(mail_get_keywords(mail), kws[0]))
+			continue;
+		(void)sweep_expunge(sweep, mail);
+	}
+	mail_free(&mail);
+
+	if (sweep->error != NULL || sweep->dry_run)
+		mailbox_transaction_rollback(&t);
+	else if (mailbox_transaction_commit(&t) < 0 ||
+		 mailbox_sync(box, MAILBOX_SYNC_FLAG_FULL_WRITE) < 0)
+		sweep_set_box_error(sweep, box, "Can't expunge in");
+	else if (consumed > 0) {
+		const char *error;
+
+		if (pop3ext_state_consume_retrievals(sweep->puser->state,
+						     consumed, &error) < 0)
+			sweep->error = p_strdup(sweep->pool, error);
+	}
+	if (sweep->error != NULL)
+		ret = -1;
+	mailbox_free(&box);
+	return ret;
+}
+
+/* Completes one mailbox's held expunges that are now allowed; adds the
+   entries that are done (expunged, gone, or withdrawn) to done. */
+static void
+sweep_held_mailbox(struct pop3ext_sweep *sweep, const char *vname,
+		   const ARRAY_TYPE(pop3ext_held) *entries,
+		   ARRAY_TYPE(pop3ext_held) *done)
+{
+	struct mail_namespace *ns;
+	struct mailbox *box;
+	struct mailbox_transaction_context *t;
+	struct mail *mail;
+	const struct pop3ext_held *h;
+	ARRAY_TYPE(pop3ext_held) box_done;
+	enum mail_error error;
+
+	ns = mail_namespace_find(sweep->user->namespaces, vname);
+	box = mailbox_alloc(ns->list, vname, 0);
+	if (mailbox_sync(box, 0) < 0) {
+		(void)mailbox_get_last_error(box, &error);
+		if (error == MAIL_ERROR_NOTFOUND) {
+			/* the mailbox is gone, and its messages with it */
+			array_foreach(entries, h) {
+				if (strcmp(h->mailbox, vname) == 0)
+					array_push_back(done, h);
+			}
+		} else {
+			sweep_set_box_error(sweep, box, "Can't sync");
+		}
+		mailbox_free(&box);
+		return;
+	}
+
+	p_array_init(&box_done, sweep->pool, 16);
+	t = mailbox_transaction_begin(box, 0, "pop3ext sweep");
+	mail = mail_alloc(t, MAIL_FETCH_PHYSICAL_SIZE, NULL);
+	array_foreach(entries, h) {
+		if (strcmp(h->mailbox, vname) != 0)
+			continue;
+		if (pop3ext_decide_expunge(&sweep->puser->policy, h->save_date,
+					   ioloop_time) !=
+		    POP3EXT_EXPUNGE_ALLOW) {
+			sweep->result->held++;
+			continue;
+		}
+		if (sweep_find(mail, h->uidvalidity, h->uid, h->guid) &&
+		    !mail->expunged &&
+		    str_array_find(mail_get_keywords(mail),
+				   POP3EXT_KEYWORD_PENDING)) {
+			if (sweep_expunge(sweep, mail))
+				sweep->result->held_completed++;
+			else
+				continue;
+		}
+		/* expunged now, or gone, or the pending keyword was removed
+		   (the deletion withdrawn): done either way */
+		array_push_back(&box_done, h);
+	}
+	mail_free(&mail);
+	if (sweep->error != NULL || sweep->dry_run)
+		mailbox_transaction_rollback(&t);
+	else if (mailbox_transaction_commit(&t) < 0 ||
+		 mailbox_sync(box, MAILBOX_SYNC_FLAG_FULL_WRITE) < 0)
+		sweep_set_box_error(sweep, box, "Can't expunge in");
+	else
+		array_append_array(done, &box_done);
+	mailbox_free(&box);
+}
+
+static int sweep_held(struct pop3ext_sweep *sweep)
+{
+	ARRAY_TYPE(pop3ext_held) entries, done;
+	ARRAY_TYPE(const_string) mailboxes;
+	const struct pop3ext_held *h;
+	const char *vname, *error;
+
+	if (sweep->puser->state == NULL)
+		return 0;
+	p_array_init(&entries, sweep->pool, 16);
+	if (pop3ext_state_read_held(sweep->puser->state, sweep->pool,
+				    &entries, &error) < 0) {
+		sweep->error = p_strdup(sweep->pool, error);
+		return -1;
+	}
+	p_array_init(&mailboxes, sweep->pool, 4);
+	array_foreach(&entries, h) {
+		if (!array_lsearch(&mailboxes, &h->mailbox, i_strcmp_p))
+			array_push_back(&mailboxes, &h->mailbox);
+	}
+	p_array_init(&done, sweep->pool, 16);
+	array_foreach_elem(&mailboxes, vname)
+		sweep_held_mailbox(sweep, vname, &entries, &done);
+	if (!sweep->dry_run &&
+	    pop3ext_state_remove_held(sweep->puser->state, &done, &error) < 0 &&
+	    sweep->error == NULL)
+		sweep->error = p_strdup(sweep->pool, error);
+	return sweep->error == NULL ? 0 : -1;
+}
+
+int pop3ext_sweep_user(struct mail_user *user, bool dry_run,
+		       struct pop3ext_sweep_result *result_r,
+		       const char **error_r)
+{
+	struct pop3ext_sweep sweep;
+	int ret;
+
+	i_zero(result_r);
+	i_zero(&sweep);
+	sweep.user = user;
+	sweep.puser = pop3ext_user_get(user);
+	sweep.dry_run = dry_run;
+	sweep.result = result_r;
+	if (sweep.puser == NULL) {
+		*error_r = "pop3ext is not in this user's mail_plugins";
+		return -1;
+	}
+	if (sweep.puser->policy_error != NULL) {
+		*error_r = t_strdup_printf("Invalid policy setting %s - "
+			"nothing swept", sweep.puser->policy_error);
+		return -1;
+	}
+
+	sweep.pool = pool_alloconly_create("pop3ext sweep", 4096);
+	sweep.puser->sweeping = TRUE;
+	ret = sweep_inbox(&sweep);
+	if (sweep_held(&sweep) < 0)
+		ret = -1;
+	sweep.puser->sweeping = FALSE;
+	if (ret < 0)
+		*error_r = t_strdup(sweep.error);
+	pool_unref(&sweep.pool);
+	return ret;
+}

@@ -1,0 +1,584 @@
+/* Copyright (c) 2026 dovecot-pop3ext authors, see the included COPYING file */
+
+/* The retention policy in a POP3 session (the policy itself and the
+   storage-level enforcement are in the pop3ext plugin):
+
+   - DELE is refused with -ERR [SYS/PERM] under pop3ext_on_dele = refuse,
+     and in a recent: session, which is read-only;
+   - RETR is remembered, and at QUIT (the UPDATE state, never before;
+     a dropped connection changes nothing) each DELEted message gets
+     pop3ext_on_dele and each retrieved one pop3ext_on_retr, in the
+     session's own transaction; the first retrieval of a message that stays
+     is logged durably for pop3ext_expire_after_retr;
+   - CAPA gains EXPIRE and LOGIN-DELAY;
+   - with a malformed policy, commands that read or change mail are
+     refused with -ERR [SYS/TEMP]. */
+
+#include "lib.h"
+#include "array.h"
+#include "ioloop.h"
+#include "seq-range-array.h"
+#include "mail-namespace.h"
+#include "mail-storage.h"
+#include "pop3ext-plugin.h"
+#include "pop3ext-state.h"
+#include "pop3ext-pop3-private.h"
+
+/* still allowed when the policy is unknown */
+static const char *const pop3ext_retention_always_allowed[] = {
+	"CAPA", "NOOP", "RSET", "QUIT", NULL
+};
+
+#define BIT_IS_SET(mask, n) \
+	(((mask)[(n) / CHAR_BIT] & (1 << ((n) % CHAR_BIT))) != 0)
+#define BIT_SET(mask, n) \
+	((mask)[(n) / CHAR_BIT] |= (1 << ((n) % CHAR_BIT)))
+#define BIT_CLEAR(mask, n) \
+	((mask)[(n) / CHAR_BIT] &= ~(1 << ((n) % CHAR_BIT)))
+
+struct pop3ext_quit {
+	struct client *client;
+	struct pop3ext_user *puser;
+	ARRAY_TYPE(seq_range) hide, seen, keep_retrieved;
+	/* archive mailbox name -> sequences (two at most: on_dele's and
+	   on_retr's) */
+	const char *archive_name[2];
+	ARRAY_TYPE(seq_range) archive[2];
+	const char *error;
+};
+
+static uint32_t client_msgnum_to_seq(struct client *client, uint32_t msgnum)
+{
+	return msgnum < client->msgnum_to_seq_map_count ?
+		client->msgnum_to_seq_map[msgnum] : msgnum + 1;
+}
+
+/* The messages that DELE/RETR args name, if valid: message number - 1 */
+static bool parse_msgnum(struct client *client, const char *args,
+			 uint32_t *msgnum_r)
+{
+	uint32_t num;
+
+	if (str_to_uint32(t_strcut(args, ' '), &num) < 0 || num == 0 ||
+	    num > client->messages_count)
+		return FALSE;
+	*msgnum_r = num - 1;
+	return TRUE;
+}
+
+static struct mail *client_mail(struct client *client, uint32_t msgnum)
+{
+	struct mail *mail;
+
+	mail = mail_alloc(client->trans, 0, NULL);
+	mail_set_seq(mail, client_msgnum_to_seq(client, msgnum));
+	return mail;
+}
+
+/*
+ * Session setup
+ */
+
+void pop3ext_retention_client_init(struct pop3ext_pop3_client *pclient)
+{
+	struct client *client = pclient->client;
+	struct pop3ext_user *puser = pop3ext_user_get(client->user);
+
+	if (puser == NULL)
+		return;
+	pclient->puser = puser;
+	/* the storage filters the listing only with us to keep pop3's
+	   message list consistent */
+	puser->pop3_frontend = TRUE;
+	if (puser->policy_error != NULL) {
+		pop3ext_user_log_policy_error(puser);
+		return;
+	}
+	pop3ext_login_delay_check(pclient);
+}
+
+/* pop3 reads the filtered listing with all_seqs = 1..N when it has no
+   pop3_deleted_flag; UIDL and RSET search by all_seqs, so it must name the
+   messages really listed. */
+void pop3ext_retention_fix_all_seqs(struct client *client)
+{
+	uint32_t msgnum;
+
+	if (client->msgnum_to_seq_map == NULL ||
+	    !array_is_created(&client->all_seqs))
+		return;
+	array_clear(&client->all_seqs);
+	for (msgnum = 0; msgnum < client->messages_count; msgnum++) {
+		seq_range_array_add(&client->all_seqs,
+				    client_msgnum_to_seq(client, msgnum));
+	}
+}
+
+/*
+ * QUIT: the UPDATE state
+ */
+
+static void quit_set_deleted(struct client *client, uint32_t msgnum,
+			     bool deleted)
+{
+	if (deleted == (client->deleted_bitmask != NULL &&
+			BIT_IS_SET(client->deleted_bitmask, msgnum)))
+		return;
+	if (client->deleted_bitmask == NULL)
+		client->deleted_bitmask = i_malloc(MSGS_BITMASK_SIZE(client));
+	if (deleted) {
+		BIT_SET(client->deleted_bitmask, msgnum);
+		client->deleted_count++;
+		client->deleted_size += client->message_sizes[msgnum];
+	} else {
+		BIT_CLEAR(client->deleted_bitmask, msgnum);
+		client->deleted_count--;
+		client->deleted_size -= client->message_sizes[msgnum];
+	}
+	/* "+OK Logging out, messages deleted." only if some are */
+	client->deleted = client->deleted_count > 0;
+}
+
+static void quit_archive(struct pop3ext_quit *quit, const char *name,
+			 uint32_t seq)
+{
+	unsigned int i;
+
+	for (i = 0; i < N_ELEMENTS(quit->archive_name); i++) {
+		if (quit->archive_name[i] == NULL) {
+			quit->archive_name[i] = name;
+			t_array_init(&quit->archive[i], 8);
+		}
+		if (strcmp(quit->archive_name[i], name) == 0) {
+			seq_range_array_add(&quit->archive[i], seq);
+			return;
+		}
+	}
+	i_unreached();
+}
+
+/* Sorts each message into what QUIT does with it. */
+static void quit_classify(struct pop3ext_quit *quit,
+			  struct pop3ext_pop3_client *pclient)
+{
+	struct client *client = quit->client;
+	const struct pop3ext_policy *policy = &quit->puser->policy;
+	uint32_t msgnum, seq;
+	bool deleted, retrieved;
+
+	for (msgnum = 0; msgnum < client->messages_count; msgnum++) {
+		deleted = client->deleted && client->deleted_bitmask != NULL &&
+			BIT_IS_SET(client->deleted_bitmask, msgnum);
+		retrieved = pclient->retrieved != NULL &&
+			BIT_IS_SET(pclient->retrieved, msgnum);
+		seq = client_msgnum_to_seq(client, msgnum);
+
+		if (deleted) {
+			switch (policy->on_dele) {
+			case POP3EXT_ON_DELE_EXPUNGE:
+				break;
+			case POP3EXT_ON_DELE_HIDE:
+			case POP3EXT_ON_DELE_REFUSE:
+				quit_set_deleted(client, msgnum, FALSE);
+				seq_range_array_add(&quit->hide, seq);
+				if (retrieved)
+					seq_range_array_add(&quit->keep_retrieved, seq);
+				break;
+			case POP3EXT_ON_DELE_ARCHIVE:
+				quit_archive(quit, policy->on_dele_archive, seq);
+				break;
+			}
+			continue;
+		}
+		if (!retrieved)
+			continue;
+		switch (policy->on_retr) {
+		case POP3EXT_ON_RETR_KEEP:
+			seq_range_array_add(&quit->keep_retrieved, seq);
+			break;
+		case POP3EXT_ON_RETR_SEEN:
+			seq_range_array_add(&quit->seen, seq);
+			seq_range_array_add(&quit->keep_retrieved, seq);
+			break;
+		case POP3EXT_ON_RETR_HIDE:
+			seq_range_array_add(&quit->hide, seq);
+			seq_range_array_add(&quit->keep_retrieved, seq);
+			break;
+		case POP3EXT_ON_RETR_ARCHIVE:
+			quit_archive(quit, policy->on_retr_archive, seq);
+			quit_set_deleted(client, msgnum, TRUE);
+			break;
+		case POP3EXT_ON_RETR_EXPUNGE:
+			quit_set_deleted(client, msgnum, TRUE);
+			break;
+		}
+	}
+}
+
+static int quit_archive_copy(struct pop3ext_quit *quit, const char *vname,
+			     const ARRAY_TYPE(seq_range) *seqs)
+{
+	struct client *client = quit->client;
+	struct mail_namespace *ns;
+	struct mailbox *box;
+	struct mailbox_transaction_context *t;
+	struct mail_save_context *save_ctx;
+	struct mail *mail;
+	struct seq_range_iter iter;
+	enum mail_error error;
+	unsigned int n = 0;
+	uint32_t seq;
+	int ret = 0;
+
+	ns = mail_namespace_find(client->user->namespaces, vname);
+	box = mailbox_alloc(ns->list, vname, 0);
+	if (mailbox_open(box) < 0) {
+		(void)mailbox_get_last_error(box, &error);
+		if (error != MAIL_ERROR_NOTFOUND ||
+		    (mailbox_create(box, NULL, FALSE) < 0 &&
+		     mailbox_get_last_mail_error(box) != MAIL_ERROR_EXISTS) ||
+		    mailbox_open(box) < 0) {
+			quit->error = t_strdup_printf("Archive mailbox %s: %s",
+				vname, mailbox_get_last_internal_error(box, NULL));
+			mailbox_free(&box);
+			return -1;
+		}
+	}
+	t = mailbox_transaction_begin(box, MAILBOX_TRANSACTION_FLAG_EXTERNAL,
+				      "pop3ext archive");
+	mail = mail_alloc(client->trans, 0, NULL);
+	seq_range_array_iter_init(&iter, seqs);
+	while (ret == 0 && seq_range_array_iter_nth(&iter, n++, &seq)) {
+		mail_set_seq(mail, seq);
+		save_ctx = mailbox_save_alloc(t);
+		mailbox_save_copy_flags(save_ctx, mail);
+		if (mailbox_copy(&save_ctx, mail) < 0)
+			ret = -1;
+	}
+	mail_free(&mail);
+	if (ret < 0 || mailbox_transaction_commit(&t) < 0) {
+		quit->error = t_strdup_printf("Archiving to %s failed: %s",
+			vname, mailbox_get_last_internal_error(box, NULL));
+		if (t != NULL)
+			mailbox_transaction_rollback(&t);
+		ret = -1;
+	}
+	mailbox_free(&box);
+	return ret;
+}
+
+static void quit_apply_hide_seen(struct pop3ext_quit *quit)
+{
+	struct client *client = quit->client;
+	struct mail_keywords *kw;
+	struct mail *mail;
+	struct seq_range_iter iter;
+	unsigned int n = 0;
+	uint32_t seq;
+
+	mail = mail_alloc(client->trans, 0, NULL);
+	if (array_count(&quit->hide) > 0) {
+		kw = pop3ext_keywords(client->mailbox, POP3EXT_KEYWORD_HIDDEN);
+		seq_range_array_iter_init(&iter, &quit->hide);
+		while (seq_range_array_iter_nth(&iter, n++, &seq)) {
+			mail_set_seq(mail, seq);
+			mail_update_keywords(mail, MODIFY_ADD, kw);
+			pop3ext_audit_mail(quit->puser, "pop3ext_hide", mail,
+				"on_dele/on_retr", "hide");
+		}
+		mailbox_keywords_unref(&kw);
+	}
+	n = 0;
+	seq_range_array_iter_init(&iter, &quit->seen);
+	while (seq_range_array_iter_nth(&iter, n++, &seq)) {
+		mail_set_seq(mail, seq);
+		mail_update_flags(mail, MODIFY_ADD, MAIL_SEEN);
+	}
+	mail_free(&mail);
+}
+
+/* Logs the first retrieval of messages that stay in INBOX, durably,
+   before QUIT answers. */
+static void quit_record_retrievals(struct pop3ext_quit *quit)
+{
+	struct client *client = quit->client;
+	struct pop3ext_user *puser = quit->puser;
+	ARRAY_TYPE(pop3ext_retrieval) entries;
+	ARRAY_TYPE(seq_range) recorded;
+	struct pop3ext_retrieval *r;
+	struct mail_keywords *kw;
+	struct mail *mail;
+	struct seq_range_iter iter;
+	unsigned int n = 0;
+	const char *guid, *error;
+	uint32_t seq;
+
+	if (array_count(&quit->keep_retrieved) == 0)
+		return;
+	if (puser->state == NULL) {
+		if (puser->policy.expire_after_retr != POP3EXT_NEVER) {
+			e_error(puser->event, "Can't record retrievals for "
+				"pop3ext_expire_after_retr: no home directory");
+		}
+		return;
+	}
+	t_array_init(&entries, 16);
+	t_array_init(&recorded, 16);
+	mail = mail_alloc(client->trans, 0, NULL);
+	seq_range_array_iter_init(&iter, &quit->keep_retrieved);
+	while (seq_range_array_iter_nth(&iter, n++, &seq)) {
+		mail_set_seq(mail, seq);
+		if (str_array_find(mail_get_keywords(mail),
+				   POP3EXT_KEYWORD_RETRIEVED))
+			continue;
+		if (mail_get_special(mail, MAIL_FETCH_GUID, &guid) < 0 ||
+		    *guid == '\0')
+			continue;
+		r = array_append_space(&entries);
+		r->uidvalidity = client->uid_validity;
+		r->uid = mail->uid;
+		r->guid = t_strdup(guid);
+		r->time = ioloop_time;
+		seq_range_array_add(&recorded, seq);
+	}
+	if (array_count(&entries) > 0 &&
+	    pop3ext_state_append_retrievals(puser->state, &entries,
+					    &error) < 0) {
+		/* the expiry clock does not start: nothing is lost */
+		e_error(puser->event, "Can't record %u retrieval(s): %s",
+			array_count(&entries), error);
+		mail_free(&mail);
+		return;
+	}
+	kw = pop3ext_keywords(client->mailbox, POP3EXT_KEYWORD_RETRIEVED);
+	n = 0;
+	seq_range_array_iter_init(&iter, &recorded);
+	while (seq_range_array_iter_nth(&iter, n++, &seq)) {
+		mail_set_seq(mail, seq);
+		mail_update_keywords(mail, MODIFY_ADD, kw);
+	}
+	mailbox_keywords_unref(&kw);
+	mail_free(&mail);
+}
+
+/* What Dovecot's QUIT does, answered with the truth when archiving
+   failed: the messages that were not archived stay. */
+static void quit_answer_failure(struct pop3ext_quit *quit)
+{
+	struct client *client = quit->client;
+
+	e_error(quit->puser->event, "%s", quit->error);
+	client->quit_seen = TRUE;
+	if ((client->deleted || client->seen_bitmask != NULL) &&
+	    !client_update_mails(client)) {
+		client_send_storage_error(client);
+		client_disconnect(client, "Storage error during logout.");
+		return;
+	}
+	if (mailbox_transaction_commit(&client->trans) < 0 ||
+	    mailbox_sync(client->mailbox, MAILBOX_SYNC_FLAG_FULL_WRITE) < 0) {
+		client_send_storage_error(client);
+		client_disconnect(client, "Storage error during logout.");
+		return;
+	}
+	client_send_line(client, "-ERR [SYS/TEMP] Some deleted messages were "
+			 "not removed: archiving them failed.");
+	client_disconnect(client, "Archiving failed during logout.");
+}
+
+static bool pop3ext_retention_quit(struct pop3ext_pop3_client *pclient)
+{
+	struct client *client = pclient->client;
+	struct pop3ext_quit quit;
+	unsigned int i;
+	uint32_t msgnum;
+
+	if (client->trans == NULL)
+		return FALSE;
+	if (pclient->puser->policy.view == POP3EXT_VIEW_RECENT) {
+		/* read-only: not even \Seen */
+		if (client->seen_bitmask != NULL) {
+			memset(client->seen_bitmask, 0,
+			       MSGS_BITMASK_SIZE(client));
+			client->seen_change_count = 0;
+		}
+		return FALSE;
+	}
+
+	i_zero(&quit);
+	quit.client = client;
+	quit.puser = pclient->puser;
+	t_array_init(&quit.hide, 8);
+	t_array_init(&quit.seen, 8);
+	t_array_init(&quit.keep_retrieved, 8);
+	quit_classify(&quit, pclient);
+
+	for (i = 0; i < N_ELEMENTS(quit.archive_name); i++) {
+		if (quit.archive_name[i] == NULL ||
+		    quit_archive_copy(&quit, quit.archive_name[i],
+				      &quit.archive[i]) == 0)
+			continue;
+		/* not archived: not removed either */
+		for (msgnum = 0; msgnum < client->messages_count; msgnum++) {
+			if (seq_range_exists(&quit.archive[i],
+					     client_msgnum_to_seq(client, msgnum)))
+				quit_set_deleted(client, msgnum, FALSE);
+		}
+	}
+	quit_apply_hide_seen(&quit);
+	quit_record_retrievals(&quit);
+	if (quit.error != NULL) {
+		quit_answer_failure(&quit);
+		return TRUE;
+	}
+	/* Dovecot's QUIT commits all of it in one transaction */
+	return FALSE;
+}
+
+/*
+ * Hooks
+ */
+
+static enum pop3ext_pop3_hook_result
+refuse(struct pop3ext_pop3_command *cmd, struct pop3ext_pop3_client *pclient,
+       const char *policy, const char *text)
+{
+	uint32_t msgnum;
+	struct mail *mail;
+
+	if (pclient->puser->policy.audit &&
+	    parse_msgnum(cmd->client, cmd->args, &msgnum) &&
+	    cmd->client->trans != NULL) {
+		mail = client_mail(cmd->client, msgnum);
+		pop3ext_audit_mail(pclient->puser, "pop3ext_refusal", mail,
+				   policy, "refused");
+		mail_free(&mail);
+	} else {
+		pop3ext_audit_command(pclient->puser, "pop3ext_refusal",
+				      cmd->name, policy, "refused");
+	}
+	client_send_line(cmd->client, "%s", text);
+	cmd->ret = 0;
+	return POP3EXT_POP3_HOOK_ANSWERED;
+}
+
+static enum pop3ext_pop3_hook_result
+pop3ext_retention_pre_hook(struct pop3ext_pop3_command *cmd,
+			   void *context ATTR_UNUSED)
+{
+	struct pop3ext_pop3_client *pclient =
+		POP3EXT_POP3_CLIENT_CONTEXT(cmd->client);
+	const struct pop3ext_policy *policy;
+
+	if (pclient == NULL || pclient->puser == NULL)
+		return POP3EXT_POP3_HOOK_CONTINUE;
+	if (pclient->puser->policy_error != NULL) {
+		if (str_array_find(pop3ext_retention_always_allowed, cmd->name) ||
+		    !pop3ext_pop3_command_exists(cmd->client, cmd->name))
+			return POP3EXT_POP3_HOOK_CONTINUE;
+		client_send_line(cmd->client, "-ERR [SYS/TEMP] The %s command "
+				 "is unavailable: server configuration error.",
+				 cmd->name);
+		cmd->ret = 0;
+		return POP3EXT_POP3_HOOK_ANSWERED;
+	}
+
+	policy = &pclient->puser->policy;
+	if (strcmp(cmd->name, "DELE") == 0) {
+		if (policy->view == POP3EXT_VIEW_RECENT) {
+			return refuse(cmd, pclient, "pop3ext_view=recent",
+				"-ERR [SYS/PERM] This is a read-only recent: "
+				"session; messages are not deleted.");
+		}
+		if (policy->on_dele == POP3EXT_ON_DELE_REFUSE) {
+			return refuse(cmd, pclient, "pop3ext_on_dele=refuse",
+				"-ERR [SYS/PERM] Messages of this account stay "
+				"on the server: DELE is not allowed.");
+		}
+	} else if (strcmp(cmd->name, "QUIT") == 0) {
+		if (pop3ext_retention_quit(pclient)) {
+			cmd->ret = 1;
+			return POP3EXT_POP3_HOOK_ANSWERED;
+		}
+	}
+	return POP3EXT_POP3_HOOK_CONTINUE;
+}
+
+static void
+pop3ext_retention_post_hook(const struct pop3ext_pop3_command *cmd,
+			    void *context ATTR_UNUSED)
+{
+	struct pop3ext_pop3_client *pclient =
+		POP3EXT_POP3_CLIENT_CONTEXT(cmd->client);
+	struct client *client = cmd->client;
+	struct mail *mail;
+	uint32_t msgnum;
+
+	if (pclient == NULL || pclient->puser == NULL ||
+	    pclient->puser->policy_error != NULL || cmd->answered_by_hook ||
+	    cmd->ret < 0 || strcmp(cmd->name, "RETR") != 0 ||
+	    !parse_msgnum(client, cmd->args, &msgnum))
+		return;
+
+	if (pclient->retrieved == NULL) {
+		/* the message count is fixed once pop3 has read the mailbox */
+		pclient->retrieved = p_new(client->pool, unsigned char,
+					   MSGS_BITMASK_SIZE(client));
+	}
+	BIT_SET(pclient->retrieved, msgnum);
+	if (pclient->puser->policy.view == POP3EXT_VIEW_RECENT &&
+	    client->seen_bitmask != NULL &&
+	    BIT_IS_SET(client->seen_bitmask, msgnum)) {
+		/* read-only: a dropped connection would otherwise still
+		   flush \Seen */
+		BIT_CLEAR(client->seen_bitmask, msgnum);
+		client->seen_change_count--;
+	}
+	if (pclient->puser->policy.audit && client->trans != NULL) {
+		mail = client_mail(client, msgnum);
+		pop3ext_audit_mail(pclient->puser, "pop3ext_retrieval", mail,
+				   t_strdup_printf("pop3ext_on_retr=%s",
+					pop3ext_policy_value(&pclient->puser->policy,
+							     POP3EXT_SET_ON_RETR)),
+				   "retrieved");
+		mail_free(&mail);
+	}
+}
+
+static void pop3ext_retention_capa(struct client *client,
+				   struct pop3ext_pop3_capa *capa,
+				   void *context ATTR_UNUSED)
+{
+	struct pop3ext_pop3_client *pclient =
+		POP3EXT_POP3_CLIENT_CONTEXT(client);
+	const struct pop3ext_policy *policy;
+
+	if (pclient == NULL || pclient->puser == NULL)
+		return;
+	if (pclient->puser->policy_error != NULL) {
+		/* nothing is expunged while the policy is unknown */
+		pop3ext_pop3_capa_add(capa, "EXPIRE NEVER");
+		return;
+	}
+	policy = &pclient->puser->policy;
+	pop3ext_pop3_capa_add(capa, t_strconcat("EXPIRE ",
+		pop3ext_policy_expire_capability(policy), NULL));
+	if (policy->login_delay > 0) {
+		pop3ext_pop3_capa_add(capa, t_strdup_printf("LOGIN-DELAY %u",
+			policy->login_delay));
+	}
+}
+
+void pop3ext_retention_init(void)
+{
+	pop3ext_pop3_hook_register(pop3ext_retention_pre_hook,
+				   pop3ext_retention_post_hook, NULL);
+	pop3ext_pop3_capa_register(pop3ext_retention_capa, NULL);
+}
+
+void pop3ext_retention_deinit(void)
+{
+	pop3ext_pop3_capa_unregister(pop3ext_retention_capa, NULL);
+	pop3ext_pop3_hook_unregister(pop3ext_retention_pre_hook,
+				     pop3ext_retention_post_hook, NULL);
+}
