@@ -127,6 +127,11 @@ def main():
             session(i, args.messages)
             counts[i.name] = instructions(outdir)
             i.stop()
+    except BaseException:
+        for i in insts:
+            sys.stderr.write("--- %s log tail:\n%s\n" % (i.name,
+                                                       i.log()[-3000:]))
+        raise
     finally:
         for i in insts:
             i.cleanup()
