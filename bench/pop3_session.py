@@ -86,6 +86,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--messages", type=int, default=1000)
     ap.add_argument("--rounds", type=int, default=30)
+    ap.add_argument("--keep-callgrind", metavar="DIR",
+                    help="copy the callgrind files here")
     args = ap.parse_args()
 
     work = tempfile.mkdtemp(prefix="pop3ext-bench.")
@@ -127,6 +129,11 @@ def main():
             session(i, args.messages)
             counts[i.name] = instructions(outdir)
             i.stop()
+            if args.keep_callgrind:
+                os.makedirs(args.keep_callgrind, exist_ok=True)
+                for f in glob.glob(os.path.join(outdir, "callgrind.*")):
+                    shutil.copy(f, os.path.join(args.keep_callgrind,
+                                                i.name + ".callgrind"))
     except BaseException:
         for i in insts:
             sys.stderr.write("--- %s log tail:\n%s\n" % (i.name,

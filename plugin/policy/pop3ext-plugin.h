@@ -60,6 +60,10 @@ struct pop3ext_user *pop3ext_user_get(struct mail_user *user);
 int pop3ext_user_read_policy(struct mail_user *user, pool_t pool,
 			     struct pop3ext_policy *policy_r,
 			     const char **error_r);
+/* One setting's value as the user's settings give it (NULL if unset), and
+   where it comes from. */
+const char *pop3ext_user_setting(struct mail_user *user, const char *name,
+				 enum pop3ext_source *source_r);
 /* Logs the policy error once per session. */
 void pop3ext_user_log_policy_error(struct pop3ext_user *puser);
 

@@ -447,6 +447,17 @@ int pop3ext_policy_parse(pool_t pool, pop3ext_policy_lookup_t *lookup,
 	return 0;
 }
 
+int pop3ext_policy_check_value(enum pop3ext_setting setting, const char *value,
+			       const char **error_r)
+{
+	struct pop3ext_policy scratch;
+
+	i_assert(setting < POP3EXT_SET_COUNT);
+	i_zero(&scratch);
+	return pop3ext_setting_defs[setting].parse(pool_datastack_create(),
+						   value, &scratch, error_r);
+}
+
 const char *
 pop3ext_policy_expire_capability(const struct pop3ext_policy *policy)
 {

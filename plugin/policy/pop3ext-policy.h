@@ -110,6 +110,11 @@ int pop3ext_policy_parse(pool_t pool, pop3ext_policy_lookup_t *lookup,
 			 void *context, struct pop3ext_policy *policy_r,
 			 const char **error_r);
 
+/* Checks one value of a setting on its own; returns 0 or -1 with an
+   error. */
+int pop3ext_policy_check_value(enum pop3ext_setting setting, const char *value,
+			       const char **error_r);
+
 /* "30d", "12h", "90m", "45s", "2w", "0" or "never" (case-insensitive).
    A number needs a unit unless it is 0. */
 int pop3ext_parse_interval(const char *str, unsigned int *secs_r,

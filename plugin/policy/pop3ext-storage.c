@@ -18,6 +18,7 @@
 #include "lib.h"
 #include "array.h"
 #include "ioloop.h"
+#include "mail-index.h"
 #include "mail-search-build.h"
 #include "mail-storage-private.h"
 #include "pop3ext-decide.h"
@@ -129,6 +130,7 @@ static void pop3ext_mail_expunge(struct mail *_mail)
 		return;
 	}
 	if (!puser->policy.legal_hold && puser->policy.min_age == 0) {
+		/* only installed for the audit */
 		pop3ext_audit_mail(puser, puser->sweeping ?
 				   "pop3ext_sweep_expunge" : "pop3ext_deletion",
 				   _mail, "none", "allow");
@@ -162,10 +164,16 @@ static void pop3ext_mail_expunge(struct mail *_mail)
 void pop3ext_mail_allocated(struct mail *_mail)
 {
 	struct mail_private *mail = (struct mail_private *)_mail;
+	struct pop3ext_user *puser =
+		pop3ext_user_get(_mail->box->storage->user);
 	struct mail_vfuncs *v = mail->vlast;
 	union mail_module_context *pmail;
 
-	if (pop3ext_user_get(_mail->box->storage->user) == NULL)
+	/* With nothing to hold and nothing to audit the gate has no work:
+	   leave the mail alone (every message a session reads is a mail). */
+	if (puser == NULL ||
+	    (puser->policy_error == NULL && !puser->policy.legal_hold &&
+	     puser->policy.min_age == 0 && !puser->policy.audit))
 		return;
 	pmail = p_new(mail->pool, union mail_module_context, 1);
 	pmail->super = *v;
@@ -262,7 +270,19 @@ static void build_saved_since(struct mail_search_args *args, time_t since)
 	arg->value.time = since;
 }
 
-/* The listing search: pop3's own conditions AND ours. */
+/* Can a message of the mailbox carry the keyword? Not if the index has
+   never known it, the case of every user who never had a message hidden:
+   their listing is then searched exactly as without pop3ext. */
+static bool mailbox_knows_keyword(struct mailbox *box, const char *kw)
+{
+	unsigned int idx;
+
+	return box->index == NULL ||
+		mail_index_keyword_lookup(box->index, kw, &idx);
+}
+
+/* The listing search: pop3's own conditions AND ours; NULL if ours are
+   all no-ops. */
 static struct mail_search_args *
 pop3ext_listing_args(struct pop3ext_user *puser, struct pop3ext_mailbox *mbox,
 		     struct mailbox *box, const struct mail_search_args *orig)
@@ -275,10 +295,16 @@ pop3ext_listing_args(struct pop3ext_user *puser, struct pop3ext_mailbox *mbox,
 		/* hidden or not: a second device's view of the window */
 		build_saved_since(args, mbox->list_since);
 	} else {
-		build_not_keyword(args, POP3EXT_KEYWORD_HIDDEN);
-		build_not_keyword(args, POP3EXT_KEYWORD_PENDING);
+		if (mailbox_knows_keyword(box, POP3EXT_KEYWORD_HIDDEN))
+			build_not_keyword(args, POP3EXT_KEYWORD_HIDDEN);
+		if (mailbox_knows_keyword(box, POP3EXT_KEYWORD_PENDING))
+			build_not_keyword(args, POP3EXT_KEYWORD_PENDING);
 		if (mbox->list_since != 0)
 			build_saved_since(args, mbox->list_since);
+	}
+	if (args->args == NULL) {
+		mail_search_args_unref(&args);
+		return NULL;
 	}
 	for (last = args->args; last->next != NULL; last = last->next) ;
 	last->next = mail_search_arg_dup(args->pool, orig->args);
@@ -309,6 +335,10 @@ pop3ext_search_init(struct mailbox_transaction_context *t,
 	   mailbox_search_deinit() drops from the context's args: those are
 	   now ours, so give that reference back here. */
 	largs = pop3ext_listing_args(puser, mbox, t->box, args);
+	if (largs == NULL) {
+		return mbox->module_ctx.super.search_init(t, args,
+			sort_program, wanted_fields, wanted_headers);
+	}
 	mail_search_args_simplify(largs);
 	mail_search_args_unref(&args);
 	return mbox->module_ctx.super.search_init(t, largs, sort_program,

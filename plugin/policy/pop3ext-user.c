@@ -41,6 +41,20 @@ static bool userdb_has_field(struct mail_user *user, const char *name)
 	return FALSE;
 }
 
+const char *pop3ext_user_setting(struct mail_user *user, const char *name,
+				 enum pop3ext_source *source_r)
+{
+	const char *value;
+
+	*source_r = POP3EXT_SOURCE_DEFAULT;
+	value = mail_user_plugin_getenv(user, name);
+	if (value != NULL) {
+		*source_r = userdb_has_field(user, name) ?
+			POP3EXT_SOURCE_USERDB : POP3EXT_SOURCE_PLUGIN;
+	}
+	return value;
+}
+
 static const char *
 pop3ext_user_lookup(const char *name, enum pop3ext_source *source_r,
 		    void *context)

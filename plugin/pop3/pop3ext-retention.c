@@ -313,8 +313,12 @@ static void quit_record_retrievals(struct pop3ext_quit *quit)
 	const char *guid, *error;
 	uint32_t seq;
 
-	if (array_count(&quit->keep_retrieved) == 0)
+	if (array_count(&quit->keep_retrieved) == 0 ||
+	    puser->policy.expire_after_retr == POP3EXT_NEVER) {
+		/* only the expiry after retrieval needs the record; it counts
+		   retrievals from when it is set */
 		return;
+	}
 	if (puser->state == NULL) {
 		if (puser->policy.expire_after_retr != POP3EXT_NEVER) {
 			e_error(puser->event, "Can't record retrievals for "
