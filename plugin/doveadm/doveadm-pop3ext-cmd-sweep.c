@@ -21,10 +21,9 @@ struct sweep_cmd_context {
 	uoff_t bytes;
 };
 
-static void sweep_print(const char *user, unsigned int messages, uoff_t bytes,
+static void sweep_print(unsigned int messages, uoff_t bytes,
 			unsigned int held, bool dry_run)
 {
-	doveadm_print(user);
 	doveadm_print_num(messages);
 	doveadm_print_num(bytes);
 	doveadm_print_num(held);
@@ -51,8 +50,8 @@ cmd_pop3ext_sweep_run(struct doveadm_mail_cmd_context *_ctx,
 		doveadm_mail_failed_error(_ctx, MAIL_ERROR_TEMP);
 		/* what was done is still reported */
 	}
-	sweep_print(user->username, result.messages, result.bytes,
-		    result.held, ctx->dry_run);
+	/* for -A and -F doveadm adds the user as the Username column */
+	sweep_print(result.messages, result.bytes, result.held, ctx->dry_run);
 	ctx->users++;
 	ctx->messages += result.messages;
 	ctx->bytes += result.bytes;
@@ -64,7 +63,6 @@ static void
 cmd_pop3ext_sweep_init(struct doveadm_mail_cmd_context *ctx ATTR_UNUSED,
 		       const char *const args[] ATTR_UNUSED)
 {
-	doveadm_print_header_simple("user");
 	doveadm_print_header("messages", "messages",
 			     DOVEADM_PRINT_HEADER_FLAG_RIGHT_JUSTIFY |
 			     DOVEADM_PRINT_HEADER_FLAG_NUMBER);
@@ -82,9 +80,12 @@ static void cmd_pop3ext_sweep_deinit(struct doveadm_mail_cmd_context *_ctx)
 	struct sweep_cmd_context *ctx =
 		container_of(_ctx, struct sweep_cmd_context, ctx);
 
-	/* the total, as one more row (a user name can't be "*total*") */
-	if (ctx->users > 0) {
-		sweep_print("*total*", ctx->messages, ctx->bytes, ctx->held,
+	/* the total of several users, as one more row whose Username is
+	   "*total*" (no user name can be: '*' is a wildcard to doveadm) */
+	if ((!ctx->ctx.iterate_single_user || ctx->ctx.add_username_header) &&
+	    ctx->users > 0) {
+		doveadm_print_sticky("username", "*total*");
+		sweep_print(ctx->messages, ctx->bytes, ctx->held,
 			    ctx->dry_run);
 	}
 }

@@ -150,8 +150,12 @@ static void sweep_max_age(struct pop3ext_sweep *sweep, struct mail *mail,
 			return;
 		}
 		if (!pop3ext_decide_max_age_reached(&sweep->puser->policy,
-						    save_date, ioloop_time))
+						    save_date, ioloop_time)) {
+			e_debug(sweep->puser->event, "max_age: UID %u saved "
+				"%ld, now %ld: not yet", mail->uid,
+				(long)save_date, (long)ioloop_time);
 			break;
+		}
 		if (!seq_range_exists(seqs, seq)) {
 			seq_range_array_add(seqs, seq);
 			sweep->result->max_age++;

@@ -101,6 +101,8 @@ class Dovecot:
     extra_conf: text appended to dovecot.conf.
     pop3_clock_speed: run pop3 processes under libfaketime at this speed
       (e.g. 100: Dovecot's hard-coded 10-minute idle timeout takes 6 s).
+    pop3_faketime: a libfaketime FAKETIME spec for pop3 processes (e.g.
+      "+2d": they live two days ahead).
     protocols: which of pop3, imap, lmtp get listeners.
     ssl: also listen with pop3s/imaps, with a self-signed certificate.
     module_overlays: {"auth": [.so, ...], "doveadm": [...]}: modules for
@@ -117,7 +119,7 @@ class Dovecot:
                  mail_location="maildir:~/Maildir", ssl=False,
                  import_environment=(), environment=None,
                  module_overlays=None, mail_plugins=(),
-                 pop3_clock_speed=None):
+                 pop3_clock_speed=None, pop3_faketime=None):
         self.name = name
         self.dir = os.path.join(workdir, name)
         os.makedirs(self.dir)
@@ -137,7 +139,8 @@ class Dovecot:
         self.environment = dict(environment or {})
         self.module_overlays = dict(module_overlays or {})
         self.mail_plugins = tuple(mail_plugins)
-        self.pop3_clock_speed = pop3_clock_speed
+        self.pop3_faketime = pop3_faketime or (
+            "+0 x%s" % pop3_clock_speed if pop3_clock_speed else None)
         self.uid = pwd.getpwnam(MAIL_USER).pw_uid
         self.gid = grp.getgrnam(MAIL_GROUP).gr_gid
         self.proc = None
@@ -271,12 +274,13 @@ class Dovecot:
             for k, v in self.plugin_settings.items():
                 c.append("  %s = %s" % (k, v))
             c.append("}")
-        if self.pop3_clock_speed:
+        if self.pop3_faketime:
             wrapper = os.path.join(self.dir, "pop3-faketime")
             with open(wrapper, "w") as f:
-                f.write('#!/bin/sh\nexport LD_PRELOAD=%s FAKETIME="+0 x%s"\n'
+                f.write('#!/bin/sh\nexport LD_PRELOAD=%s FAKETIME="%s" '
+                        'NO_FAKE_STAT=1\n'
                         'exec %s/pop3 "$@"\n' % (
-                            env.LIBFAKETIME, self.pop3_clock_speed,
+                            env.LIBFAKETIME, self.pop3_faketime,
                             env.DOVECOT_LIBEXECDIR))
             os.chmod(wrapper, 0o755)
             c.append("service pop3 {\n  executable = %s\n}" % wrapper)
@@ -442,17 +446,26 @@ class Dovecot:
         i.login(user, password or self.users[user]["password"])
         return i
 
-    def doveadm(self, *args, check=True, input=None):
+    def doveadm(self, *args, check=True, input=None, faketime=None):
         """Runs doveadm against this instance; returns CompletedProcess with
-        text output."""
-        argv = ["doveadm", "-c", self.conf_path] + list(args)
+        text output. faketime: a libfaketime spec (e.g. "+8d") to run it in
+        the future."""
+        # -k: keep the environment (LD_PRELOAD of libfaketime) through
+        # doveadm's re-exec via doveconf
+        argv = ["doveadm"] + (["-k"] if faketime else []) + \
+            ["-c", self.conf_path] + list(args)
         if self.module_overlays:
             if self.running():
                 # the master's mount namespace, with its module dirs
                 argv = ["nsenter", "-m", "-t", str(self.proc.pid)] + argv
             else:
                 argv = self._overlay_command(argv)
-        r = subprocess.run(argv,
+        run_env = None
+        if faketime:
+            # NO_FAKE_STAT: file times (maildir save dates) stay real
+            run_env = dict(os.environ, LD_PRELOAD=env.LIBFAKETIME,
+                           FAKETIME=faketime, NO_FAKE_STAT="1")
+        r = subprocess.run(argv, env=run_env,
                            input=input, capture_output=True, text=True,
                            timeout=300)
         if check and r.returncode != 0:

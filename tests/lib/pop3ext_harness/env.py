@@ -44,3 +44,10 @@ def all_built_modules():
     """Every shared object the build produced (mail, auth, doveadm)."""
     return sorted(glob.glob(os.path.join(BUILDDIR, "**", ".libs", "*.so"),
                             recursive=True))
+
+
+def doveadm_overlay():
+    """module_overlays for an instance whose doveadm has the pop3ext
+    commands."""
+    return {"doveadm": [built("plugin/doveadm/.libs/"
+                              "lib20_doveadm_pop3ext_plugin.so")]}
