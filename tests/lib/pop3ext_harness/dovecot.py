@@ -63,9 +63,9 @@ def forget_pid(pid):
 
 def _userdb_value(value):
     value = str(value)
-    if any(c in value for c in " \t\n:"):
+    if any(c in value for c in " \t\n"):
         raise ValueError("passwd-file userdb fields cannot hold spaces, "
-                         "tabs, newlines or colons: %r" % value)
+                         "tabs or newlines: %r" % value)
     return value
 
 
