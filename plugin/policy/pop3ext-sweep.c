@@ -56,6 +56,7 @@ static bool sweep_find(struct mail *mail, uint32_t uidvalidity, uint32_t uid,
 	args = mail_search_build_init();
 	mail_search_build_add(args, SEARCH_GUID)->value.str =
 		p_strdup(args->pool, guid);
+	mail_search_args_init(args, mail->box, FALSE, NULL);
 	ctx = mailbox_search_init(mail->transaction, args, NULL, 0, NULL);
 	mail_search_args_unref(&args);
 	if (mailbox_search_next(ctx, &found)) {
