@@ -311,8 +311,8 @@ def main():
         args.builddir.encode()).hexdigest()[:8]
     if os.path.isdir(workroot):
         kill_leftovers(workroot)
-        shutil.rmtree(workroot)
-    os.makedirs(workroot)
+        shutil.rmtree(workroot, ignore_errors=True)
+    os.makedirs(workroot, exist_ok=True)
     os.chmod(workroot, 0o755)
 
     if not args.integration_only:

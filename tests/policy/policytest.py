@@ -56,8 +56,11 @@ class PolicyTestCase(TestCase):
     def imap_messages(self, user, mailbox="INBOX"):
         """{subject: set of flags} of mailbox over IMAP."""
         i = self.d.imap(user)
-        typ, _ = i.select('"%s"' % mailbox)
+        typ, count = i.select('"%s"' % mailbox)
         self.assertEqual(typ, "OK")
+        if count == [b"0"]:
+            i.logout()
+            return {}
         typ, data = i.fetch("1:*", "(FLAGS BODY.PEEK[HEADER.FIELDS "
                                    "(SUBJECT)])")
         i.logout()

@@ -1,0 +1,140 @@
+"""pop3ext_min_age and pop3ext_legal_hold hold every deletion, by any
+protocol: POP3 DELE, IMAP EXPUNGE and MOVE, doveadm expunge, autoexpunge.
+A held deletion leaves the message in place, marked $POP3ExpungePending
+and hidden from POP3; IMAP is not told it is gone; the sweep completes it
+once allowed."""
+
+import time
+
+from policytest import PolicyTestCase
+
+PENDING = "$POP3ExpungePending"
+AUTOEXPUNGE = """
+namespace inbox {
+  inbox = yes
+  mailbox INBOX {
+    autoexpunge = 1s
+  }
+}
+"""
+
+
+class HoldsTest(PolicyTestCase):
+
+    def attempt_every_deletion(self, user):
+        """Tries to delete message 1 over POP3, 2 with IMAP EXPUNGE, 3 with
+        IMAP MOVE, 4 with doveadm expunge."""
+        p = self.d.pop3(user)
+        p.dele(1)
+        p.quit()
+
+        i = self.d.imap(user)
+        i.create("Other")
+        i.select("INBOX")
+        typ, data = i.fetch("1:*", "(UID BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+        uids = {}
+        for item in data:
+            if isinstance(item, tuple):
+                import re
+                uid = re.search(rb"UID (\d+)", item[0]).group(1).decode()
+                subject = item[1].decode().split(":", 1)[1].strip()
+                uids[subject] = uid
+        i.uid("STORE", uids["%s 1" % user], "+FLAGS", "(\\Deleted)")
+        typ, data = i.expunge()
+        self.assertEqual(typ, "OK")
+        # the client is not told that a message went away
+        self.assertEqual(data, [None])
+        typ, data = i.uid("MOVE", uids["%s 2" % user], "Other")
+        self.assertEqual(typ, "OK")
+        typ, data = i.select("INBOX")
+        self.assertEqual(data, [b"5"])
+        i.logout()
+
+        self.d.doveadm("expunge", "-u", user, "mailbox", "INBOX", "subject",
+                       "%s 3" % user)
+
+    def test_min_age_holds_every_deletion_until_old_enough(self):
+        self.start({"u": {"pop3ext_min_age": "7d"}, "free": {}}, messages=5)
+        self.attempt_every_deletion("u")
+        inbox = self.imap_messages("u")
+        self.assertEqual(set(inbox), {"u 0", "u 1", "u 2", "u 3", "u 4"})
+        for n in range(4):
+            self.assertIn(PENDING, inbox["u %d" % n])
+        self.assertNotIn(PENDING, inbox["u 4"])
+        # the move's copy arrived; the original waits
+        self.assertEqual(set(self.imap_messages("u", "Other")), {"u 2"})
+        # held messages are gone for POP3
+        self.assertEqual(self.pop3_subjects("u"), ["u 4"])
+
+        # the same attempts for a user without the policy really delete
+        self.attempt_free_user()
+
+        self.assertEqual(self.sweep("-u", "u", faketime="+1d")["-"]["held"],
+                         4)
+        self.assertEqual(len(self.imap_messages("u")), 5)
+        res = self.sweep("-u", "u", faketime="+8d")["-"]
+        self.assertEqual((res["messages"], res["held"]), (4, 0))
+        self.assertEqual(set(self.imap_messages("u")), {"u 4"})
+        # idempotent
+        self.assertEqual(self.sweep("-u", "u", faketime="+8d")["-"]
+                         ["messages"], 0)
+
+    def attempt_free_user(self):
+        p = self.d.pop3("free")
+        p.dele(1)
+        p.quit()
+        self.d.doveadm("expunge", "-u", "free", "mailbox", "INBOX",
+                       "subject", "free 3")
+        self.assertEqual(set(self.imap_messages("free")),
+                         {"free 1", "free 2", "free 4"})
+
+    def test_legal_hold_holds_until_lifted(self):
+        self.start({"u": {"pop3ext_legal_hold": "yes",
+                          "pop3ext_max_age": "1d"}}, messages=5)
+        self.attempt_every_deletion("u")
+        self.assertEqual(len(self.imap_messages("u")), 5)
+        # no amount of time expunges under legal hold, max_age included
+        res = self.sweep("-u", "u", faketime="+100d")["-"]
+        self.assertEqual(res["messages"], 0)
+        self.assertEqual(len(self.imap_messages("u")), 5)
+        # lifted: the held deletions complete, and max_age applies
+        self.d.set_user_fields("u", pop3ext_legal_hold="no")
+        res = self.sweep("-u", "u", faketime="+2d")["-"]
+        self.assertEqual(res["messages"], 5)
+        self.assertEqual(self.imap_messages("u"), {})
+
+    def test_autoexpunge_is_held(self):
+        self.start({"u": {"pop3ext_min_age": "7d"}, "free": {}},
+                   extra_conf=AUTOEXPUNGE)
+        time.sleep(1.5)
+        # autoexpunge runs as a session ends
+        for user in ("u", "free"):
+            i = self.d.imap(user)
+            i.select("INBOX")
+            i.logout()
+        self.d.wait_log("imap(free)")
+        time.sleep(0.5)
+        self.assertEqual(self.imap_messages("free"), {})
+        inbox = self.imap_messages("u")
+        self.assertEqual(len(inbox), 3)
+        self.assertTrue(all(PENDING in f for f in inbox.values()))
+
+    def test_withdrawn_deletion_is_not_completed(self):
+        """Removing the pending keyword (an admin or the user taking the
+        deletion back) means the sweep leaves the message alone."""
+        self.start({"u": {"pop3ext_min_age": "7d"}})
+        p = self.d.pop3("u")
+        p.dele(1)
+        p.dele(2)
+        p.quit()
+        i = self.d.imap("u")
+        i.select("INBOX")
+        i.store("1", "-FLAGS", "(%s)" % PENDING)
+        i.logout()
+        res = self.sweep("-u", "u", faketime="+8d")["-"]
+        self.assertEqual(res["messages"], 1)
+        self.assertEqual(set(self.imap_messages("u")), {"u 0", "u 2"})
+
+
+class HoldsSdboxTest(HoldsTest):
+    storage = "sdbox"
