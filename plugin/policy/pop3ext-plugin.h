@@ -67,12 +67,6 @@ const char *pop3ext_user_setting(struct mail_user *user, const char *name,
 /* Logs the policy error once per session. */
 void pop3ext_user_log_policy_error(struct pop3ext_user *puser);
 
-/* The time visible_since stands for: the configured date, or for
-   first-login the user's first POP3 login (recorded by the first call).
-   Returns 0 if there is no such limit, -1 on error. */
-int pop3ext_user_visible_since(struct pop3ext_user *puser, time_t now,
-			       time_t *since_r, const char **error_r);
-
 /* pop3ext-storage.c */
 void pop3ext_mail_user_created(struct mail_user *user);
 void pop3ext_mailbox_allocated(struct mailbox *box);

@@ -579,29 +579,41 @@ int pop3ext_state_remove_held(struct pop3ext_state *state,
 	return ret;
 }
 
-int pop3ext_state_first_login(struct pop3ext_state *state, time_t now,
-			      time_t *first_r, const char **error_r)
+int pop3ext_state_read_first_login(struct pop3ext_state *state,
+				   struct pop3ext_first_login *rec_r,
+				   const char **error_r)
 {
-	const char *path, *tmp, *data, *str;
+	const char *data, *const *args;
+	int ret;
+
+	i_zero(rec_r);
+	ret = state_read_small(state, "first-login", &data, error_r);
+	if (ret <= 0)
+		return ret;
+	args = t_strsplit(data, " ");
+	if (str_array_length(args) != 3 ||
+	    parse_time(args[0], &rec_r->time) < 0 ||
+	    str_to_uint32(args[1], &rec_r->uidvalidity) < 0 ||
+	    str_to_uint32(args[2], &rec_r->uidnext) < 0) {
+		*error_r = t_strdup_printf("%s/first-login: invalid content "
+			"'%s'", state->dir, str_sanitize(data, 40));
+		return -1;
+	}
+	return 1;
+}
+
+int pop3ext_state_write_first_login(struct pop3ext_state *state,
+				    struct pop3ext_first_login *rec,
+				    const char **error_r)
+{
+	const char *path, *tmp, *str;
 	int fd, ret, link_errno;
 
-	ret = state_read_small(state, "first-login", &data, error_r);
-	if (ret < 0)
-		return -1;
-	if (ret > 0) {
-		if (parse_time(data, first_r) < 0) {
-			*error_r = t_strdup_printf("%s/first-login: invalid "
-				"content '%s'", state->dir,
-				str_sanitize(data, 40));
-			return -1;
-		}
-		return 0;
-	}
 	if (state_mkdir(state, error_r) < 0)
 		return -1;
 	/* written whole to a temporary file, then link()ed into place: of
-	   two first logins at once, one records its time and the other reads
-	   it, and nobody reads a half-written file */
+	   two first logins at once, one records itself and the other reads
+	   that, and nobody reads a half-written file */
 	path = state_path(state, "first-login");
 	tmp = t_strdup_printf("%s.%s.tmp", path, my_pid);
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
@@ -609,7 +621,8 @@ int pop3ext_state_first_login(struct pop3ext_state *state, time_t now,
 		*error_r = errno_error("open", tmp);
 		return -1;
 	}
-	str = t_strdup_printf("%ld\n", (long)now);
+	str = t_strdup_printf("%ld %u %u\n", (long)rec->time,
+			      rec->uidvalidity, rec->uidnext);
 	if (write_full(fd, str, strlen(str)) < 0 || fdatasync(fd) < 0) {
 		*error_r = errno_error("write", tmp);
 		i_close_fd(&fd);
@@ -620,15 +633,17 @@ int pop3ext_state_first_login(struct pop3ext_state *state, time_t now,
 	ret = link(tmp, path);
 	link_errno = errno;
 	i_unlink(tmp);
-	if (ret < 0) {
-		if (link_errno == EEXIST) {
-			return pop3ext_state_first_login(state, now, first_r,
-							 error_r);
-		}
+	if (ret == 0)
+		return 0;
+	if (link_errno != EEXIST) {
 		errno = link_errno;
 		*error_r = errno_error("link", path);
 		return -1;
 	}
-	*first_r = now;
-	return 0;
+	ret = pop3ext_state_read_first_login(state, rec, error_r);
+	if (ret == 0) {
+		*error_r = t_strdup_printf("%s vanished", path);
+		return -1;
+	}
+	return ret < 0 ? -1 : 0;
 }

@@ -10,8 +10,9 @@
      retrieved.offset tells how much of it the sweep has consumed;
    - held.log: expunges held by pop3ext_min_age / pop3ext_legal_hold, which
      the sweep completes once allowed;
-   - first-login: the time of the user's first POP3 login
-     (pop3ext_visible_since = first-login).
+   - first-login: the user's first POP3 login (pop3ext_visible_since =
+     first-login): its time and INBOX's UIDVALIDITY and UIDNEXT then, so
+     that "from now on" means exactly the messages that arrived later.
 
    Appends are written in one write() and fdatasync()ed before they are
    relied on. Writers serialize on a lock file. A line that cannot be
@@ -51,9 +52,21 @@ int pop3ext_state_append_held(struct pop3ext_state *state,
 			      const ARRAY_TYPE(pop3ext_held) *entries,
 			      const char **error_r);
 
-/* The time of the user's first POP3 login; the first call records now. */
-int pop3ext_state_first_login(struct pop3ext_state *state, time_t now,
-			      time_t *first_r, const char **error_r);
+struct pop3ext_first_login {
+	time_t time;
+	uint32_t uidvalidity, uidnext;
+};
+
+/* Reads the first-login record: 1 if there is one, 0 if not, -1 if it
+   cannot be read or makes no sense. */
+int pop3ext_state_read_first_login(struct pop3ext_state *state,
+				   struct pop3ext_first_login *rec_r,
+				   const char **error_r);
+/* Records the first login, unless another session just did: then *rec is
+   replaced with the record that won. */
+int pop3ext_state_write_first_login(struct pop3ext_state *state,
+				    struct pop3ext_first_login *rec,
+				    const char **error_r);
 
 /* The retrieval log from the consumed offset on, at most max entries
    (0 = all). Returns 0 or -1. */

@@ -12,13 +12,15 @@
      expunge happens at all;
    - the POP3 session's listing (the search that pop3 runs with its POP3
      sort order over all messages) leaves out hidden and pending messages
-     and mail saved before pop3ext_visible_since; a recent: view lists the
-     recent window, hidden or not. */
+     and mail saved before pop3ext_visible_since (for first-login: the
+     messages INBOX held at the user's first POP3 login, by UID); a
+     recent: view lists the recent window, hidden or not. */
 
 #include "lib.h"
 #include "array.h"
 #include "ioloop.h"
 #include "mail-index.h"
+#include "seq-range-array.h"
 #include "mail-search-build.h"
 #include "mail-storage-private.h"
 #include "pop3ext-decide.h"
@@ -36,6 +38,12 @@ struct pop3ext_mailbox {
 	union mailbox_module_context module_ctx;
 	/* POP3 session: listing limits, computed when opened */
 	time_t list_since;
+	/* pop3ext_visible_since = first-login */
+	struct pop3ext_first_login first_login;
+	bool first_login_known:1;
+	/* a state error: list nothing (better than listing what should
+	   not be) */
+	bool list_nothing:1;
 };
 
 struct pop3ext_transaction {
@@ -281,6 +289,50 @@ static bool mailbox_knows_keyword(struct mailbox *box, const char *kw)
 		mail_index_keyword_lookup(box->index, kw, &idx);
 }
 
+static void build_uid_from(struct mail_search_args *args, uint32_t uid)
+{
+	struct mail_search_arg *arg;
+
+	arg = mail_search_build_add(args, SEARCH_UIDSET);
+	p_array_init(&arg->value.seqset, args->pool, 1);
+	/* (uint32_t)-1 would mean "*", the highest UID in the mailbox */
+	seq_range_array_add_range(&arg->value.seqset, uid, (uint32_t)-2);
+}
+
+/* pop3ext_visible_since = first-login: records the first login with the
+   mailbox as it is now (synced by pop3 before its listing). */
+static void
+pop3ext_first_login_limit(struct pop3ext_user *puser,
+			  struct pop3ext_mailbox *mbox, struct mailbox *box,
+			  struct mail_search_args *args)
+{
+	struct mailbox_status status;
+	const char *error;
+
+	mailbox_get_open_status(box, STATUS_UIDVALIDITY | STATUS_UIDNEXT,
+				&status);
+	if (!mbox->first_login_known) {
+		mbox->first_login.time = ioloop_time;
+		mbox->first_login.uidvalidity = status.uidvalidity;
+		mbox->first_login.uidnext = status.uidnext;
+		if (pop3ext_state_write_first_login(puser->state,
+						    &mbox->first_login,
+						    &error) < 0) {
+			e_error(puser->event, "pop3ext_visible_since=first-login:"
+				" %s - listing nothing", error);
+			mbox->list_nothing = TRUE;
+			return;
+		}
+		mbox->first_login_known = TRUE;
+	}
+	if (mbox->first_login.uidvalidity == status.uidvalidity)
+		build_uid_from(args, mbox->first_login.uidnext);
+	else {
+		/* the UIDs were renumbered since: by time, then */
+		build_saved_since(args, mbox->first_login.time);
+	}
+}
+
 /* The listing search: pop3's own conditions AND ours; NULL if ours are
    all no-ops. */
 static struct mail_search_args *
@@ -301,6 +353,13 @@ pop3ext_listing_args(struct pop3ext_user *puser, struct pop3ext_mailbox *mbox,
 			build_not_keyword(args, POP3EXT_KEYWORD_PENDING);
 		if (mbox->list_since != 0)
 			build_saved_since(args, mbox->list_since);
+		if (puser->policy.visible_since_first_login)
+			pop3ext_first_login_limit(puser, mbox, box, args);
+	}
+	if (mbox->list_nothing) {
+		struct mail_search_arg *none =
+			mail_search_build_add(args, SEARCH_ALL);
+		none->match_not = TRUE;
 	}
 	if (args->args == NULL) {
 		mail_search_args_unref(&args);
@@ -351,7 +410,7 @@ static int pop3ext_mailbox_open(struct mailbox *box)
 	struct pop3ext_mailbox *mbox = POP3EXT_CONTEXT_REQUIRE(box);
 	struct pop3ext_user *puser = pop3ext_user_get(box->storage->user);
 	const char *error;
-	time_t since;
+	int ret;
 
 	if ((box->flags & MAILBOX_FLAG_POP3_SESSION) != 0 &&
 	    puser->policy_error == NULL) {
@@ -368,13 +427,25 @@ static int pop3ext_mailbox_open(struct mailbox *box)
 			mbox->list_since = ioloop_time <=
 				(time_t)puser->policy.recent_window ? 0 :
 				ioloop_time - puser->policy.recent_window;
-		} else if (pop3ext_user_visible_since(puser, ioloop_time,
-						      &since, &error) < 0) {
-			mail_storage_set_critical(box->storage,
-				"pop3ext: pop3ext_visible_since: %s", error);
-			return -1;
+		} else if (puser->policy.visible_since_first_login) {
+			if (puser->state == NULL) {
+				mail_storage_set_critical(box->storage,
+					"pop3ext: pop3ext_visible_since="
+					"first-login needs a home directory "
+					"to record the first login");
+				return -1;
+			}
+			ret = pop3ext_state_read_first_login(puser->state,
+				&mbox->first_login, &error);
+			if (ret < 0) {
+				mail_storage_set_critical(box->storage,
+					"pop3ext: pop3ext_visible_since: %s",
+					error);
+				return -1;
+			}
+			mbox->first_login_known = ret > 0;
 		} else {
-			mbox->list_since = since;
+			mbox->list_since = puser->policy.visible_since;
 		}
 	}
 	return mbox->module_ctx.super.open(box);

@@ -89,24 +89,6 @@ void pop3ext_user_log_policy_error(struct pop3ext_user *puser)
 		puser->policy_error);
 }
 
-int pop3ext_user_visible_since(struct pop3ext_user *puser, time_t now,
-			       time_t *since_r, const char **error_r)
-{
-	if (puser->policy.visible_since_first_login) {
-		if (puser->state == NULL) {
-			*error_r = "pop3ext_visible_since=first-login needs a "
-				"home directory to record the first login";
-			return -1;
-		}
-		if (pop3ext_state_first_login(puser->state, now, since_r,
-					      error_r) < 0)
-			return -1;
-		return 1;
-	}
-	*since_r = puser->policy.visible_since;
-	return *since_r != 0 ? 1 : 0;
-}
-
 static void pop3ext_user_deinit(struct mail_user *user)
 {
 	struct pop3ext_user *puser = POP3EXT_USER_CONTEXT_REQUIRE(user);
