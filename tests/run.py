@@ -175,6 +175,12 @@ def run_module_child(path, result_file, pattern):
             super().addError(test, err)
             self._fail(test, err)
 
+        def addSubTest(self, test, subtest, err):
+            super().addSubTest(test, subtest, err)
+            if err is not None:
+                # each failed subtest counts as a failure of its own
+                self._fail(subtest, err)
+
         def addSkip(self, test, reason):
             super().addSkip(test, reason)
             emit("skip", test, reason)

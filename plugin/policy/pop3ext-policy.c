@@ -437,10 +437,12 @@ int pop3ext_policy_parse(pool_t pool, pop3ext_policy_lookup_t *lookup,
 		}
 	}
 	if (policy_r->login_delay > 0 && *policy_r->login_delay_dict == '\0') {
-		*error_r = t_strdup_printf("%s=%s: needs %s (a dict that all "
-			"servers share, to remember logins)",
+		*error_r = t_strdup_printf("%s=%s (from %s): needs %s (a dict "
+			"that all servers share, to remember logins)",
 			pop3ext_setting_defs[POP3EXT_SET_LOGIN_DELAY].name,
 			policy_r->values[POP3EXT_SET_LOGIN_DELAY],
+			pop3ext_source_name(
+				policy_r->sources[POP3EXT_SET_LOGIN_DELAY]),
 			pop3ext_setting_defs[POP3EXT_SET_LOGIN_DELAY_DICT].name);
 		return -1;
 	}
