@@ -39,7 +39,9 @@ static const char *const pop3ext_retention_always_allowed[] = {
 struct pop3ext_quit {
 	struct client *client;
 	struct pop3ext_user *puser;
-	ARRAY_TYPE(seq_range) hide, seen, keep_retrieved;
+	/* hidden by on_dele, by on_retr */
+	ARRAY_TYPE(seq_range) hide_dele, hide_retr;
+	ARRAY_TYPE(seq_range) seen, keep_retrieved;
 	/* archive mailbox name -> sequences (two at most: on_dele's and
 	   on_retr's) */
 	const char *archive_name[2];
@@ -180,7 +182,7 @@ static void quit_classify(struct pop3ext_quit *quit,
 			case POP3EXT_ON_DELE_HIDE:
 			case POP3EXT_ON_DELE_REFUSE:
 				quit_set_deleted(client, msgnum, FALSE);
-				seq_range_array_add(&quit->hide, seq);
+				seq_range_array_add(&quit->hide_dele, seq);
 				if (retrieved)
 					seq_range_array_add(&quit->keep_retrieved, seq);
 				break;
@@ -201,7 +203,7 @@ static void quit_classify(struct pop3ext_quit *quit,
 			seq_range_array_add(&quit->keep_retrieved, seq);
 			break;
 		case POP3EXT_ON_RETR_HIDE:
-			seq_range_array_add(&quit->hide, seq);
+			seq_range_array_add(&quit->hide_retr, seq);
 			seq_range_array_add(&quit->keep_retrieved, seq);
 			break;
 		case POP3EXT_ON_RETR_ARCHIVE:
@@ -267,28 +269,38 @@ static int quit_archive_copy(struct pop3ext_quit *quit, const char *vname,
 	return ret;
 }
 
+static void quit_hide(struct pop3ext_quit *quit, struct mail *mail,
+		      const ARRAY_TYPE(seq_range) *seqs, const char *policy)
+{
+	struct mail_keywords *kw;
+	struct seq_range_iter iter;
+	unsigned int n = 0;
+	uint32_t seq;
+
+	if (array_count(seqs) == 0)
+		return;
+	kw = pop3ext_keywords(mail->box, POP3EXT_KEYWORD_HIDDEN);
+	seq_range_array_iter_init(&iter, seqs);
+	while (seq_range_array_iter_nth(&iter, n++, &seq)) {
+		mail_set_seq(mail, seq);
+		mail_update_keywords(mail, MODIFY_ADD, kw);
+		pop3ext_audit_mail(quit->puser, "pop3ext_hide", mail, policy,
+				   "hide");
+	}
+	mailbox_keywords_unref(&kw);
+}
+
 static void quit_apply_hide_seen(struct pop3ext_quit *quit)
 {
 	struct client *client = quit->client;
-	struct mail_keywords *kw;
 	struct mail *mail;
 	struct seq_range_iter iter;
 	unsigned int n = 0;
 	uint32_t seq;
 
 	mail = mail_alloc(client->trans, 0, NULL);
-	if (array_count(&quit->hide) > 0) {
-		kw = pop3ext_keywords(client->mailbox, POP3EXT_KEYWORD_HIDDEN);
-		seq_range_array_iter_init(&iter, &quit->hide);
-		while (seq_range_array_iter_nth(&iter, n++, &seq)) {
-			mail_set_seq(mail, seq);
-			mail_update_keywords(mail, MODIFY_ADD, kw);
-			pop3ext_audit_mail(quit->puser, "pop3ext_hide", mail,
-				"on_dele/on_retr", "hide");
-		}
-		mailbox_keywords_unref(&kw);
-	}
-	n = 0;
+	quit_hide(quit, mail, &quit->hide_dele, "pop3ext_on_dele=hide");
+	quit_hide(quit, mail, &quit->hide_retr, "pop3ext_on_retr=hide");
 	seq_range_array_iter_init(&iter, &quit->seen);
 	while (seq_range_array_iter_nth(&iter, n++, &seq)) {
 		mail_set_seq(mail, seq);
@@ -412,7 +424,8 @@ static bool pop3ext_retention_quit(struct pop3ext_pop3_client *pclient)
 	i_zero(&quit);
 	quit.client = client;
 	quit.puser = pclient->puser;
-	t_array_init(&quit.hide, 8);
+	t_array_init(&quit.hide_dele, 8);
+	t_array_init(&quit.hide_retr, 8);
 	t_array_init(&quit.seen, 8);
 	t_array_init(&quit.keep_retrieved, 8);
 	quit_classify(&quit, pclient);
