@@ -272,8 +272,14 @@ int pop3ext_state_append_retrievals(struct pop3ext_state *state,
 	const struct pop3ext_retrieval *r;
 	string_t *str = t_str_new(128);
 
-	array_foreach(entries, r)
+	array_foreach(entries, r) {
+		if (!guid_is_valid(r->guid)) {
+			*error_r = t_strdup_printf("UID %u: invalid GUID '%s'",
+				r->uid, str_sanitize(r->guid, 80));
+			return -1;
+		}
 		append_retrieval(str, r);
+	}
 	return state_append(state, "retrieved.log", str, error_r);
 }
 
@@ -284,8 +290,15 @@ int pop3ext_state_append_held(struct pop3ext_state *state,
 	const struct pop3ext_held *h;
 	string_t *str = t_str_new(128);
 
-	array_foreach(entries, h)
+	array_foreach(entries, h) {
+		if (!guid_is_valid(h->guid)) {
+			*error_r = t_strdup_printf("%s UID %u: invalid GUID "
+				"'%s'", h->mailbox, h->uid,
+				str_sanitize(h->guid, 80));
+			return -1;
+		}
 		append_held(str, h);
+	}
 	return state_append(state, "held.log", str, error_r);
 }
 
