@@ -420,19 +420,25 @@ static int read_consumed_offset(struct pop3ext_state *state, uoff_t *offset_r,
 }
 
 int pop3ext_state_read_retrievals(struct pop3ext_state *state, pool_t pool,
-				  unsigned int max,
+				  uoff_t *offset, unsigned int max,
 				  ARRAY_TYPE(pop3ext_retrieval) *entries_r,
 				  const char **error_r)
 {
 	struct read_retrievals_ctx ctx = {
 		.state = state, .pool = pool, .max = max, .entries = entries_r
 	};
-	uoff_t offset;
+	unsigned int count = array_count(entries_r);
 
-	if (read_consumed_offset(state, &offset, error_r) < 0)
+	if (*offset == (uoff_t)-1 &&
+	    read_consumed_offset(state, offset, error_r) < 0)
 		return -1;
-	return state_read_lines(state, "retrieved.log", offset,
-				read_retrieval_line, &ctx, error_r);
+	ctx.max = max == 0 ? 0 : count + max;
+	if (state_read_lines(state, "retrieved.log", *offset,
+			     read_retrieval_line, &ctx, error_r) < 0)
+		return -1;
+	if (array_count(entries_r) > count)
+		*offset = (array_back(entries_r))->end_offset;
+	return 0;
 }
 
 static int copy_tail(struct pop3ext_state *state, uoff_t offset,

@@ -68,10 +68,11 @@ int pop3ext_state_write_first_login(struct pop3ext_state *state,
 				    struct pop3ext_first_login *rec,
 				    const char **error_r);
 
-/* The retrieval log from the consumed offset on, at most max entries
-   (0 = all). Returns 0 or -1. */
+/* Up to max entries (0 = all) of the retrieval log from *offset on; with
+   *offset == (uoff_t)-1, from where the sweep has consumed it. *offset is
+   set to just past the last entry read. Returns 0 or -1. */
 int pop3ext_state_read_retrievals(struct pop3ext_state *state, pool_t pool,
-				  unsigned int max,
+				  uoff_t *offset, unsigned int max,
 				  ARRAY_TYPE(pop3ext_retrieval) *entries_r,
 				  const char **error_r);
 /* Marks the retrieval log consumed up to offset (the end_offset of the

@@ -94,8 +94,9 @@ static bool sweep_expunge(struct pop3ext_sweep *sweep, struct mail *mail)
 	return TRUE;
 }
 
-/* pop3ext_expire_after_retr: the retrieval log in time order, up to the
-   first entry not yet due. */
+/* pop3ext_expire_after_retr: the retrieval log in time order, read in
+   chunks up to the first entry not yet due. */
+#define SWEEP_RETRIEVALS_CHUNK 128
 static void
 sweep_retrievals(struct pop3ext_sweep *sweep, struct mail *mail,
 		 ARRAY_TYPE(seq_range) *seqs, uoff_t *consumed_r)
@@ -103,30 +104,39 @@ sweep_retrievals(struct pop3ext_sweep *sweep, struct mail *mail,
 	ARRAY_TYPE(pop3ext_retrieval) entries;
 	const struct pop3ext_retrieval *r;
 	const char *error;
+	uoff_t offset = (uoff_t)-1;
+	unsigned int count;
 
 	*consumed_r = 0;
 	if (sweep->puser->policy.expire_after_retr == POP3EXT_NEVER ||
 	    sweep->puser->state == NULL)
 		return;
-	p_array_init(&entries, sweep->pool, 64);
-	if (pop3ext_state_read_retrievals(sweep->puser->state, sweep->pool, 0,
-					  &entries, &error) < 0) {
-		sweep->error = p_strdup(sweep->pool, error);
-		return;
-	}
-	array_foreach(&entries, r) {
-		if (r->uid != 0) {
-			if (!pop3ext_decide_retr_expired(&sweep->puser->policy,
-							 r->time, ioloop_time))
-				break;
-			if (sweep_find(mail, r->uidvalidity, r->uid, r->guid) &&
-			    !seq_range_exists(seqs, mail->seq)) {
-				seq_range_array_add(seqs, mail->seq);
-				sweep->result->retr_expired++;
-			}
+	p_array_init(&entries, sweep->pool, SWEEP_RETRIEVALS_CHUNK);
+	do {
+		array_clear(&entries);
+		if (pop3ext_state_read_retrievals(sweep->puser->state,
+				sweep->pool, &offset, SWEEP_RETRIEVALS_CHUNK,
+				&entries, &error) < 0) {
+			sweep->error = p_strdup(sweep->pool, error);
+			return;
 		}
-		*consumed_r = r->end_offset;
-	}
+		count = array_count(&entries);
+		array_foreach(&entries, r) {
+			if (r->uid != 0) {
+				if (!pop3ext_decide_retr_expired(
+					&sweep->puser->policy, r->time,
+					ioloop_time))
+					return;
+				if (sweep_find(mail, r->uidvalidity, r->uid,
+					       r->guid) &&
+				    !seq_range_exists(seqs, mail->seq)) {
+					seq_range_array_add(seqs, mail->seq);
+					sweep->result->retr_expired++;
+				}
+			}
+			*consumed_r = r->end_offset;
+		}
+	} while (count == SWEEP_RETRIEVALS_CHUNK);
 }
 
 /* pop3ext_max_age: UIDs grow with save time, so INBOX is read from the

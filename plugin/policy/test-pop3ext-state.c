@@ -73,6 +73,7 @@ static void test_retrievals(void)
 	ARRAY_TYPE(pop3ext_retrieval) in, out;
 	const struct pop3ext_retrieval *r;
 	const char *error;
+	uoff_t offset;
 	pool_t pool = pool_alloconly_create("test", 1024);
 
 	test_begin("pop3ext state: retrieval log");
@@ -85,9 +86,11 @@ static void test_retrievals(void)
 	test_assert(pop3ext_state_append_retrievals(state, &in, &error) == 0);
 
 	p_array_init(&out, pool, 4);
-	test_assert(pop3ext_state_read_retrievals(state, pool, 0, &out,
-						  &error) == 0);
+	offset = (uoff_t)-1;
+	test_assert(pop3ext_state_read_retrievals(state, pool, &offset, 0,
+						  &out, &error) == 0);
 	test_assert(array_count(&out) == 3);
+	test_assert(offset == (array_idx(&out, 2))->end_offset);
 	r = array_idx(&out, 1);
 	test_assert(r->uidvalidity == 1000 && r->uid == 7 && r->time == 200);
 	test_assert_strcmp(r->guid, "guid\\with-backslash");
@@ -99,18 +102,25 @@ static void test_retrievals(void)
 	test_assert(pop3ext_state_append_retrievals(state, &in, &error) < 0);
 	test_assert(error != NULL && strstr(error, "invalid GUID") != NULL);
 
-	/* at most max */
+	/* at most max, then on from there */
 	array_clear(&out);
-	test_assert(pop3ext_state_read_retrievals(state, pool, 2, &out,
-						  &error) == 0);
+	offset = (uoff_t)-1;
+	test_assert(pop3ext_state_read_retrievals(state, pool, &offset, 2,
+						  &out, &error) == 0);
 	test_assert(array_count(&out) == 2);
+	test_assert(pop3ext_state_read_retrievals(state, pool, &offset, 2,
+						  &out, &error) == 0);
+	test_assert(array_count(&out) == 3 &&
+		    (array_idx(&out, 2))->uid == 9);
+	array_delete(&out, 2, 1);
 
 	/* consuming the first two leaves the third */
 	test_assert(pop3ext_state_consume_retrievals(state,
 		(array_idx(&out, 1))->end_offset, &error) == 0);
 	array_clear(&out);
-	test_assert(pop3ext_state_read_retrievals(state, pool, 0, &out,
-						  &error) == 0);
+	offset = (uoff_t)-1;
+	test_assert(pop3ext_state_read_retrievals(state, pool, &offset, 0,
+						  &out, &error) == 0);
 	test_assert(array_count(&out) == 1 &&
 		    (array_idx(&out, 0))->uid == 9);
 	pop3ext_state_deinit(&state);
@@ -125,6 +135,7 @@ static void test_retrievals_compact(void)
 	const char *error;
 	unsigned int i;
 	struct stat st;
+	uoff_t offset;
 	pool_t pool = pool_alloconly_create("test", 1024*1024);
 
 	test_begin("pop3ext state: retrieval log compaction");
@@ -133,8 +144,9 @@ static void test_retrievals_compact(void)
 		add_retrieval(&in, i, "0123456789abcdef0123456789abcdef", i);
 	test_assert(pop3ext_state_append_retrievals(state, &in, &error) == 0);
 	p_array_init(&out, pool, 4000);
-	test_assert(pop3ext_state_read_retrievals(state, pool, 3900, &out,
-						  &error) == 0);
+	offset = (uoff_t)-1;
+	test_assert(pop3ext_state_read_retrievals(state, pool, &offset, 3900,
+						  &out, &error) == 0);
 	test_assert(array_count(&out) == 3900);
 	test_assert(pop3ext_state_consume_retrievals(state,
 		(array_idx(&out, 3899))->end_offset, &error) == 0);
@@ -143,8 +155,9 @@ static void test_retrievals_compact(void)
 			 &st) == 0 && st.st_size < 10000);
 	test_assert_strcmp(test_file_read("retrieved.offset"), "0\n");
 	array_clear(&out);
-	test_assert(pop3ext_state_read_retrievals(state, pool, 0, &out,
-						  &error) == 0);
+	offset = (uoff_t)-1;
+	test_assert(pop3ext_state_read_retrievals(state, pool, &offset, 0,
+						  &out, &error) == 0);
 	test_assert(array_count(&out) == 100 &&
 		    (array_idx(&out, 0))->uid == 3901);
 	pop3ext_state_deinit(&state);
@@ -157,6 +170,7 @@ static void test_retrievals_damaged(void)
 	struct pop3ext_state *state = test_state();
 	ARRAY_TYPE(pop3ext_retrieval) in, out;
 	const char *error;
+	uoff_t offset;
 	pool_t pool = pool_alloconly_create("test", 1024);
 
 	test_begin("pop3ext state: damaged retrieval log");
@@ -168,9 +182,10 @@ static void test_retrievals_damaged(void)
 	add_retrieval(&in, 8, "guid-8", 800);
 	test_assert(pop3ext_state_append_retrievals(state, &in, &error) == 0);
 	p_array_init(&out, pool, 4);
+	offset = (uoff_t)-1;
 	test_expect_error_string_n_times("invalid line ignored", 2);
-	test_assert(pop3ext_state_read_retrievals(state, pool, 0, &out,
-						  &error) == 0);
+	test_assert(pop3ext_state_read_retrievals(state, pool, &offset, 0,
+						  &out, &error) == 0);
 	test_expect_no_more_errors();
 	/* the invalid lines are read (uid 0), so that they get consumed */
 	test_assert(array_count(&out) == 4);
@@ -184,8 +199,9 @@ static void test_retrievals_damaged(void)
 	array_clear(&out);
 	/* the offset, and the two invalid lines again */
 	test_expect_errors(3);
-	test_assert(pop3ext_state_read_retrievals(state, pool, 0, &out,
-						  &error) == 0);
+	offset = (uoff_t)-1;
+	test_assert(pop3ext_state_read_retrievals(state, pool, &offset, 0,
+						  &out, &error) == 0);
 	test_expect_no_more_errors();
 	test_assert(array_count(&out) == 4);
 	pop3ext_state_deinit(&state);
