@@ -86,6 +86,10 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--messages", type=int, default=1000)
     ap.add_argument("--rounds", type=int, default=30)
+    ap.add_argument("--setting", action="append", default=[],
+                    metavar="NAME=VALUE",
+                    help="a plugin {} setting for the side with the "
+                         "plugins (repeatable), e.g. an active policy")
     ap.add_argument("--keep-callgrind", metavar="DIR",
                     help="copy the callgrind files here")
     args = ap.parse_args()
@@ -96,7 +100,9 @@ def main():
     try:
         stock = Dovecot(work, name="stock", plugins=False,
                         users={USER: {}})
-        plug = Dovecot(work, name="plugins", users={USER: {}})
+        settings = dict(x.split("=", 1) for x in args.setting)
+        plug = Dovecot(work, name="plugins", users={USER: {}},
+                       plugin_settings=settings)
         insts += [stock, plug]
         for i in insts:
             i.start()
@@ -148,8 +154,10 @@ def main():
               statistics.median(times["plugins"]))
     cs, cp = counts["stock"], counts["plugins"]
     print("POP3 session (login, UIDL, RETR x %d, QUIT), %d messages, "
-          "%.1f MB, maildir, %d rounds:\n" % (args.messages, args.messages,
-                                              size / 1e6, args.rounds))
+          "%.1f MB, maildir, %d rounds%s:\n" % (
+              args.messages, args.messages, size / 1e6, args.rounds,
+              ", plugins with " + ", ".join(args.setting)
+              if args.setting else ""))
     print("| measure | stock Dovecot | with pop3ext + pop3ext_pop3 | ratio |")
     print("|---|---|---|---|")
     print("| wall time, median of %d sessions | %.1f ms | %.1f ms | %.3fx |"

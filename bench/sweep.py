@@ -7,10 +7,10 @@ Each user has pop3ext_expire_after_retr=30d, pop3ext_max_age=365d and a
 retrieval log of 1,000 entries of which --due (default 10) are more than 30
 days old. Measured, wall time:
   1. sweep -n -A (dry run): finds the 10,000 due messages;
-  2. sweep -A: expunges them;
-  3. sweep -A again: nothing left to do;
-  4. stock: doveadm expunge -A mailbox INBOX savedbefore 365d (finds
-     nothing, but reads every message's save date).
+  2. stock: doveadm expunge -A mailbox INBOX savedbefore 365d on the same
+     mailboxes (finds nothing, but reads every message's save date);
+  3. sweep -A: expunges the due messages;
+  4. sweep -A again: nothing left to do.
 Goal: the sweep under 60 s.
 
 The users' mail is one delivered mailbox copied 1,000 times (message files
@@ -106,10 +106,11 @@ def main():
             return int(line[1]), int(line[2])
 
         t_dry, r_dry = timed(lambda: sweep("-n"))
-        t_real, r_real = timed(lambda: sweep())
-        t_again, r_again = timed(lambda: sweep())
+        # stock, on the same full mailboxes
         t_stock, _ = timed(lambda: d.doveadm(
             "expunge", "-A", "mailbox", "INBOX", "savedbefore", "365d"))
+        t_real, r_real = timed(lambda: sweep())
+        t_again, r_again = timed(lambda: sweep())
     finally:
         d.cleanup()
         shutil.rmtree(work, ignore_errors=True)
@@ -127,8 +128,8 @@ def main():
           % ((t_again,) + total(r_again)))
     print("| stock `doveadm expunge -A mailbox INBOX savedbefore 365d` | "
           "%.1f s | 0 | 0 |" % t_stock)
-    print("\nratio sweep (nothing due) / stock scan: %.2fx"
-          % (t_again / t_stock))
+    print("\nratio dry-run sweep / stock scan of the same mailboxes: %.2fx"
+          % (t_dry / t_stock))
     return 0
 
 

@@ -71,6 +71,12 @@ void pop3ext_user_log_policy_error(struct pop3ext_user *puser);
 void pop3ext_mail_user_created(struct mail_user *user);
 void pop3ext_mailbox_allocated(struct mailbox *box);
 void pop3ext_mail_allocated(struct mail *mail);
+/* May mail be expunged now? TRUE: go ahead (audited). FALSE: the policy
+   holds it (marked pending, logged for the sweep at commit) or the policy
+   is unknown. */
+bool pop3ext_expunge_gate(struct mail *mail);
+/* Does the user's policy hold or audit expunges at all? */
+bool pop3ext_expunge_gate_needed(struct pop3ext_user *puser);
 /* The mailbox's keywords struct for one of the POP3EXT_KEYWORD_*s. */
 struct mail_keywords *pop3ext_keywords(struct mailbox *box, const char *kw);
 

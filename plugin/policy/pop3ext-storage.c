@@ -3,7 +3,9 @@
 /* Enforcement at the storage layer, so that no protocol bypasses it:
 
    - every expunge (POP3 QUIT, IMAP EXPUNGE and MOVE, doveadm expunge,
-     autoexpunge, the sweep) passes pop3ext_mail_expunge(): under
+     autoexpunge, the sweep) passes pop3ext_expunge_gate() (from the mail's
+     expunge vfunc; for the POP3 session's own mailbox, from pop3ext_pop3
+     at QUIT, which spares the vfunc on every mail a session reads): under
      pop3ext_legal_hold, or for a message younger than pop3ext_min_age, the
      message is kept and marked $POP3ExpungePending (hidden from POP3;
      still visible to IMAP, which is told no EXPUNGE for it), and the held
@@ -120,37 +122,32 @@ pop3ext_hold(struct pop3ext_user *puser, struct mail *mail,
 		"legal_hold" : "min_age";
 }
 
-static void pop3ext_mail_expunge(struct mail *_mail)
+bool pop3ext_expunge_gate(struct mail *mail)
 {
-	struct mail_private *mail = (struct mail_private *)_mail;
-	union mail_module_context *pmail = POP3EXT_MAIL_CONTEXT_REQUIRE(mail);
-	struct pop3ext_user *puser =
-		pop3ext_user_get(_mail->box->storage->user);
+	struct pop3ext_user *puser = pop3ext_user_get(mail->box->storage->user);
 	struct pop3ext_transaction *pt =
-		POP3EXT_CONTEXT_REQUIRE(_mail->transaction);
+		POP3EXT_CONTEXT_REQUIRE(mail->transaction);
 	enum pop3ext_expunge_decision decision;
 	time_t save_date;
 
 	if (puser->policy_error != NULL) {
 		pop3ext_user_log_policy_error(puser);
-		pop3ext_audit_mail(puser, "pop3ext_expunge_held", _mail,
+		pop3ext_audit_mail(puser, "pop3ext_expunge_held", mail,
 				   "policy_error", "refused:policy_error");
-		return;
+		return FALSE;
 	}
 	if (!puser->policy.legal_hold && puser->policy.min_age == 0) {
-		/* only installed for the audit */
 		pop3ext_audit_mail(puser, puser->sweeping ?
 				   "pop3ext_sweep_expunge" : "pop3ext_deletion",
-				   _mail, "none", "allow");
-		pmail->super.expunge(_mail);
-		return;
+				   mail, "none", "allow");
+		return TRUE;
 	}
-	if (mail_get_save_date(_mail, &save_date) < 0) {
+	if (mail_get_save_date(mail, &save_date) < 0) {
 		/* age unknown: as young as can be */
 		e_warning(puser->event, "Can't get save date of %s UID %u "
 			  "(treating it as new): %s",
-			  mailbox_get_vname(_mail->box), _mail->uid,
-			  mailbox_get_last_internal_error(_mail->box, NULL));
+			  mailbox_get_vname(mail->box), mail->uid,
+			  mailbox_get_last_internal_error(mail->box, NULL));
 		save_date = ioloop_time;
 	}
 	decision = pop3ext_decide_expunge(&puser->policy, save_date,
@@ -158,15 +155,30 @@ static void pop3ext_mail_expunge(struct mail *_mail)
 	if (decision == POP3EXT_EXPUNGE_ALLOW) {
 		pop3ext_audit_mail(puser, puser->sweeping ?
 				   "pop3ext_sweep_expunge" : "pop3ext_deletion",
-				   _mail, "min_age", "allow");
-		pmail->super.expunge(_mail);
-		return;
+				   mail, "min_age", "allow");
+		return TRUE;
 	}
-	pop3ext_hold(puser, _mail, pt, save_date, decision);
-	pop3ext_audit_mail(puser, "pop3ext_expunge_held", _mail,
+	pop3ext_hold(puser, mail, pt, save_date, decision);
+	pop3ext_audit_mail(puser, "pop3ext_expunge_held", mail,
 			   decision == POP3EXT_EXPUNGE_HOLD_LEGAL ?
 			   "legal_hold" : "min_age",
 			   pop3ext_expunge_decision_name(decision));
+	return FALSE;
+}
+
+static void pop3ext_mail_expunge(struct mail *_mail)
+{
+	struct mail_private *mail = (struct mail_private *)_mail;
+	union mail_module_context *pmail = POP3EXT_MAIL_CONTEXT_REQUIRE(mail);
+
+	if (pop3ext_expunge_gate(_mail))
+		pmail->super.expunge(_mail);
+}
+
+bool pop3ext_expunge_gate_needed(struct pop3ext_user *puser)
+{
+	return puser->policy_error != NULL || puser->policy.legal_hold ||
+		puser->policy.min_age > 0 || puser->policy.audit;
 }
 
 void pop3ext_mail_allocated(struct mail *_mail)
@@ -178,10 +190,11 @@ void pop3ext_mail_allocated(struct mail *_mail)
 	union mail_module_context *pmail;
 
 	/* With nothing to hold and nothing to audit the gate has no work:
-	   leave the mail alone (every message a session reads is a mail). */
-	if (puser == NULL ||
-	    (puser->policy_error == NULL && !puser->policy.legal_hold &&
-	     puser->policy.min_age == 0 && !puser->policy.audit))
+	   leave the mail alone (every message a session reads is a mail). A
+	   POP3 session expunges only at QUIT, where pop3ext_pop3 passes each
+	   message through the gate itself. */
+	if (puser == NULL || !pop3ext_expunge_gate_needed(puser) ||
+	    (_mail->box->flags & MAILBOX_FLAG_POP3_SESSION) != 0)
 		return;
 	pmail = p_new(mail->pool, union mail_module_context, 1);
 	pmail->super = *v;

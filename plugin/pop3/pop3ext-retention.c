@@ -309,6 +309,28 @@ static void quit_apply_hide_seen(struct pop3ext_quit *quit)
 	mail_free(&mail);
 }
 
+/* The storage's expunge gate for the messages QUIT is about to expunge (the
+   POP3 session's mails have no expunge vfunc of pop3ext's): a held one
+   stays, marked pending, and is no longer listed. */
+static void quit_gate_expunges(struct pop3ext_quit *quit)
+{
+	struct client *client = quit->client;
+	struct mail *mail;
+	uint32_t msgnum;
+
+	if (!client->deleted || !pop3ext_expunge_gate_needed(quit->puser))
+		return;
+	mail = mail_alloc(client->trans, MAIL_FETCH_SAVE_DATE, NULL);
+	for (msgnum = 0; msgnum < client->messages_count; msgnum++) {
+		if (!BIT_IS_SET(client->deleted_bitmask, msgnum))
+			continue;
+		mail_set_seq(mail, client_msgnum_to_seq(client, msgnum));
+		if (!pop3ext_expunge_gate(mail))
+			quit_set_deleted(client, msgnum, FALSE);
+	}
+	mail_free(&mail);
+}
+
 /* Logs the first retrieval of messages that stay in INBOX, durably,
    before QUIT answers. */
 static void quit_record_retrievals(struct pop3ext_quit *quit)
@@ -442,6 +464,7 @@ static bool pop3ext_retention_quit(struct pop3ext_pop3_client *pclient)
 				quit_set_deleted(client, msgnum, FALSE);
 		}
 	}
+	quit_gate_expunges(&quit);
 	quit_apply_hide_seen(&quit);
 	quit_record_retrievals(&quit);
 	if (quit.error != NULL) {
