@@ -31,6 +31,23 @@ static void sweep_set_box_error(struct pop3ext_sweep *sweep,
 	}
 }
 
+/* Commits the sweep's expunges in box (a dry run or an error rolls them
+   back). Returns TRUE if they were committed. */
+static bool sweep_finish(struct pop3ext_sweep *sweep, struct mailbox *box,
+			 struct mailbox_transaction_context **t)
+{
+	if (sweep->error != NULL || sweep->dry_run) {
+		mailbox_transaction_rollback(t);
+		return FALSE;
+	}
+	if (mailbox_transaction_commit(t) < 0 ||
+	    mailbox_sync(box, MAILBOX_SYNC_FLAG_FULL_WRITE) < 0) {
+		sweep_set_box_error(sweep, box, "Can't expunge in");
+		return FALSE;
+	}
+	return TRUE;
+}
+
 /* Finds the message a log entry names: by UID when UIDVALIDITY still
    holds, else (the index was rebuilt with new UIDs) by GUID. Returns TRUE
    with mail set to it. */
@@ -224,12 +241,7 @@ static int sweep_inbox(struct pop3ext_sweep *sweep)
 	}
 	mail_free(&mail);
 
-	if (sweep->error != NULL || sweep->dry_run)
-		mailbox_transaction_rollback(&t);
-	else if (mailbox_transaction_commit(&t) < 0 ||
-		 mailbox_sync(box, MAILBOX_SYNC_FLAG_FULL_WRITE) < 0)
-		sweep_set_box_error(sweep, box, "Can't expunge in");
-	else if (consumed > 0) {
+	if (sweep_finish(sweep, box, &t) && consumed > 0) {
 		const char *error;
 
 		if (pop3ext_state_consume_retrievals(sweep->puser->state,
@@ -300,12 +312,7 @@ sweep_held_mailbox(struct pop3ext_sweep *sweep, const char *vname,
 		array_push_back(&box_done, h);
 	}
 	mail_free(&mail);
-	if (sweep->error != NULL || sweep->dry_run)
-		mailbox_transaction_rollback(&t);
-	else if (mailbox_transaction_commit(&t) < 0 ||
-		 mailbox_sync(box, MAILBOX_SYNC_FLAG_FULL_WRITE) < 0)
-		sweep_set_box_error(sweep, box, "Can't expunge in");
-	else
+	if (sweep_finish(sweep, box, &t))
 		array_append_array(done, &box_done);
 	mailbox_free(&box);
 }
