@@ -69,6 +69,8 @@ static int login_delay_lookup(struct mail_user *user,
 		return -1;
 	}
 	op_set = mail_user_get_dict_op_settings(user);
+	/* Dovecot 2.3's dict_lookup() reads *error_r after a success too */
+	error = NULL;
 	ret = dict_lookup(dict, op_set, pool_datastack_create(),
 			  POP3EXT_LOGIN_DELAY_KEY, &value, &error);
 	if (ret < 0) {
