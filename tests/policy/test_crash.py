@@ -84,9 +84,12 @@ class CrashDuringQuitTest(PolicyTestCase):
         # attempt find the file and rebuild the index (sdbox): that QUIT
         # says so with -ERR [SYS/TEMP] and keeps the messages; the next
         # one succeeds.
+        # A process killed while holding maildir's dovecot-uidlist dotlock
+        # leaves it behind: Dovecot waits until it is stale (2 minutes)
+        # before the next session can sync, hence the long timeout.
         import poplib
         for attempt in range(3):
-            p = self.d.pop3("u")
+            p = self.d.pop3("u", timeout=300)
             for i in range(1, p.stat()[0] + 1):
                 p.dele(i)
             try:
