@@ -277,11 +277,16 @@ pop3ext_passdb_verify_plain(struct auth_request *request, const char *password,
 	}
 
 	t_array_init(&userdb_fields, 16);
-	if (entry != NULL &&
-	    pop3ext_passdb_apply_entry(module, request, entry,
-				       &userdb_fields) < 0) {
-		callback(PASSDB_RESULT_INTERNAL_FAILURE, request);
-		return;
+	if (entry != NULL) {
+		const char *name = pop3ext_auth_entry_username(set, entry,
+							request->fields.user);
+		if (name != NULL)
+			auth_request_set_field(request, "user", name, NULL);
+		if (pop3ext_passdb_apply_entry(module, request, entry,
+					       &userdb_fields) < 0) {
+			callback(PASSDB_RESULT_INTERNAL_FAILURE, request);
+			return;
+		}
 	}
 	if (recent) {
 		const char *name = "pop3ext_view", *value = "recent";

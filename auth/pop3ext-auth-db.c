@@ -4,6 +4,7 @@
 #include "array.h"
 #include "llist.h"
 #include "str.h"
+#include "pop3ext-auth-escape.h"
 #include "pop3ext-auth-ldap.h"
 #include "pop3ext-auth-site-loader.h"
 #include "pop3ext-auth.h"
@@ -113,4 +114,22 @@ void pop3ext_auth_entry_userdb_fields(const struct pop3ext_auth_config *set,
 		array_push_back(fields, &map->field);
 		array_push_back(fields, &value);
 	}
+}
+
+const char *pop3ext_auth_entry_username(const struct pop3ext_auth_config *set,
+					const struct pop3ext_ldap_entry *entry,
+					const char *user)
+{
+	const ARRAY_TYPE(const_string) *values;
+	const char *name, *error;
+
+	values = pop3ext_ldap_entry_values(entry, set->ldap_username_attribute);
+	if (values == NULL || array_count(values) != 1)
+		return NULL;
+	name = array_idx_elem(values, 0);
+	if (strcmp(name, user) == 0 ||
+	    pop3ext_auth_username_check(name, set->username_max_length,
+					&error) < 0)
+		return NULL;
+	return name;
 }

@@ -71,5 +71,11 @@ int pop3ext_auth_username_check(const char *user, unsigned int max_length,
 			return -1;
 		}
 	}
+	/* directories ignore them when matching (RFC 4518), so " alice"
+	   would be alice with another home */
+	if (user[0] == ' ' || user[len-1] == ' ') {
+		*error_r = "user name begins or ends with a space";
+		return -1;
+	}
 	return 0;
 }

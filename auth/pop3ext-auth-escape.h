@@ -14,8 +14,8 @@ const char *pop3ext_ldap_escape_filter(const char *value);
 const char *pop3ext_ldap_escape_dn(const char *value);
 
 /* A login name we are willing to look up: not empty, at most max_length
-   bytes, valid UTF-8, no control characters. Returns 0, or -1 with a reason
-   that is safe to log. */
+   bytes, valid UTF-8, no control characters, no leading or trailing space.
+   Returns 0, or -1 with a reason that is safe to log. */
 int pop3ext_auth_username_check(const char *user, unsigned int max_length,
 				const char **error_r);
 

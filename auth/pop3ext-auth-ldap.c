@@ -196,6 +196,15 @@ static int ldap_set_tls_options(struct pop3ext_ldap *ldap, LDAP *ld,
 	return 0;
 }
 
+static const char *ldap_tls_hint(const struct pop3ext_auth_config *set)
+{
+	return t_strdup_printf(
+		" (TLS handshake failed: is the server's certificate signed by "
+		"a CA in ldap_tls_ca_file=%s and issued for the host in the "
+		"URI?)", set->ldap_tls_ca_file[0] == '\0' ?
+		"(system default)" : set->ldap_tls_ca_file);
+}
+
 /* Connects conn to server idx: TLS as configured, and for the search
    connection a bind as the service account. Returns an LDAP result code. */
 static int
@@ -240,8 +249,11 @@ ldap_conn_open(struct pop3ext_ldap *ldap, struct ldap_conn *conn,
 	if (rc == LDAP_SUCCESS && set->ldap_starttls) {
 		rc = ldap_start_tls_s(ld, NULL, NULL);
 		if (rc != LDAP_SUCCESS) {
-			*diag_r = t_strdup_printf("StartTLS failed: %s",
-						  ldap_diag(ld, rc));
+			/* libldap says little more than "connect error"
+			   when the handshake or certificate check fails */
+			*diag_r = t_strdup_printf("StartTLS failed: %s%s",
+				ldap_diag(ld, rc), rc != LDAP_CONNECT_ERROR ? "" :
+				ldap_tls_hint(set));
 			/* a server refusing StartTLS or failing the
 			   certificate checks can't be used */
 			if (!ldap_rc_is_unavailable(rc))
@@ -251,8 +263,10 @@ ldap_conn_open(struct pop3ext_ldap *ldap, struct ldap_conn *conn,
 		}
 	}
 	if (rc != LDAP_SUCCESS) {
-		*diag_r = t_strdup_printf("connect failed: %s",
-					  ldap_diag(ld, rc));
+		*diag_r = t_strdup_printf("connect failed: %s%s",
+			ldap_diag(ld, rc), !str_begins(server->uri, "ldaps://") ?
+			"" : t_strconcat(" (server down, or",
+					 ldap_tls_hint(set) + 1, NULL));
 		(void)ldap_unbind_ext(ld, NULL, NULL);
 		return rc;
 	}
@@ -866,6 +880,7 @@ struct pop3ext_ldap *pop3ext_ldap_init(const struct pop3ext_auth_config *set)
 		entry_attrs_add(&attrs, map->attribute);
 	entry_attrs_add(&attrs, set->ldap_pop3_enabled_attribute);
 	entry_attrs_add(&attrs, set->ldap_allow_nets_attribute);
+	entry_attrs_add(&attrs, set->ldap_username_attribute);
 	if (array_count(&attrs) == 0)
 		array_push_back(&attrs, &none);
 	array_append_zero(&attrs);

@@ -38,6 +38,14 @@ void pop3ext_auth_entry_userdb_fields(const struct pop3ext_auth_config *set,
 				      const struct pop3ext_ldap_entry *entry,
 				      ARRAY_TYPE(const_string) *fields);
 
+/* The user's name as the directory spells it (ldap_username_attribute of
+   the entry), when that is one valid name different from user; else NULL.
+   Directories match names ignoring case and extra spaces, so this keeps
+   one account from becoming several Dovecot users. */
+const char *pop3ext_auth_entry_username(const struct pop3ext_auth_config *set,
+					const struct pop3ext_ldap_entry *entry,
+					const char *user);
+
 /* PAM (pop3ext-auth-pam.c): checks user's password; returns Dovecot's
    passdb result and may change the request's user name to PAM's. */
 enum passdb_result

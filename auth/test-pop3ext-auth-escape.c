@@ -77,6 +77,10 @@ static void test_username_check(void)
 	test_assert(pop3ext_auth_username_check("a\tb", 256, &error) < 0);
 	test_assert(strstr(error, "control") != NULL);
 	test_assert(pop3ext_auth_username_check("a\x7f", 256, &error) < 0);
+	test_assert(pop3ext_auth_username_check(" alice", 256, &error) < 0);
+	test_assert(strstr(error, "space") != NULL);
+	test_assert(pop3ext_auth_username_check("alice ", 256, &error) < 0);
+	test_assert(pop3ext_auth_username_check("al ice", 256, &error) == 0);
 
 	big = i_malloc(10 * 1024 + 1);
 	memset(big, 'a', 10 * 1024);

@@ -59,6 +59,9 @@ pop3ext_userdb_lookup_worker(struct pop3ext_userdb_module *module,
 		return;
 	}
 
+	user = pop3ext_auth_entry_username(set, entry, request->fields.user);
+	if (user != NULL)
+		auth_request_set_userdb_field(request, "user", user);
 	t_array_init(&fields, 16);
 	pop3ext_auth_entry_userdb_fields(set, entry, &fields);
 	f = array_get(&fields, &count);

@@ -79,7 +79,7 @@ static int example_parse_arg(struct example_context *ctx, const char *arg,
 	} else if (strncmp(arg, "field=", 6) == 0 &&
 		   (eq = strchr(arg + 6, '=')) != NULL && eq != arg + 6) {
 		if (ctx->field_count == MAX_FIELDS) {
-			*error_r = "example: too many field= arguments";
+			*error_r = "too many field= arguments";
 			return -1;
 		}
 		ctx->fields[ctx->field_count].name =
@@ -88,7 +88,7 @@ static int example_parse_arg(struct example_context *ctx, const char *arg,
 		ctx->field_count++;
 	} else {
 		snprintf(error, sizeof(error),
-			 "example: unknown argument '%.100s' (known: "
+			 "unknown argument '%.100s' (known: "
 			 "deny_file=, maintenance_file=, deny_insecure=, "
 			 "field=NAME=VALUE)", arg);
 		*error_r = error;
@@ -105,7 +105,7 @@ static int example_init(const char *args, void **context_r,
 	int ret = 0;
 
 	if (ctx == NULL) {
-		*error_r = "example: out of memory";
+		*error_r = "out of memory";
 		return -1;
 	}
 	copy = strdup(args);

@@ -93,16 +93,20 @@ class AuthTestCase(TestCase):
         elif userdb:
             blocks.append(
                 "userdb {\n  driver = pop3ext\n  args = %s\n"
-                "  default_fields = uid=%s gid=%s home=%s/%%u\n}"
-                % (conf_path, MAIL_USER, MAIL_GROUP, "{HOMES}"))
+                "  default_fields = uid=%s gid=%s\n}"
+                % (conf_path, MAIL_USER, MAIL_GROUP))
         kwargs.setdefault("plugins", False)
+        # homes by the final user name (mail_home is expanded after the
+        # lookups, userdb default_fields before them)
         d = self.dovecot(start=False, module_overlays={"auth": [
             auth_module()]}, auth_conf="\n".join(blocks),
-            extra_conf=BASE_CONF + extra_conf, **kwargs)
+            extra_conf=BASE_CONF + "mail_home = {HOMES}/%u\n" + extra_conf,
+            **kwargs)
         homes = os.path.join(d.dir, "home")
         os.makedirs(homes, exist_ok=True)
         os.chown(homes, d.uid, d.gid)
         d.auth_conf = d.auth_conf.replace("{HOMES}", homes)
+        d.extra_conf = d.extra_conf.replace("{HOMES}", homes)
         if start:
             d.start()
         return d
@@ -121,8 +125,9 @@ def pop3_login(d, user, password, source=None, timeout=30):
                                  else None)
     f = s.makefile("rb")
     try:
-        greeting = f.readline()
-        assert greeting.startswith(b"+OK"), greeting
+        greeting = f.readline().rstrip(b"\r\n")
+        if not greeting.startswith(b"+OK"):
+            return greeting
         s.sendall(b"USER " + user + b"\r\n")
         r = f.readline().rstrip(b"\r\n")
         if not r.startswith(b"+OK"):
@@ -155,6 +160,30 @@ def pop3_auth_plain(d, user, password, timeout=30):
             s.sendall(b"QUIT\r\n")
             f.readline()
         return r
+    finally:
+        f.close()
+        s.close()
+
+
+def auth_client_plain(d, user, password, service="pop3", timeout=60):
+    """One PLAIN authentication straight over Dovecot's auth-client socket
+    (the protocol login processes speak). Returns the reply line, e.g.
+    "OK\t1\tuser=alice" or "FAIL\t1\tuser=..."."""
+    if isinstance(user, str):
+        user = user.encode("utf-8", "surrogateescape")
+    resp = base64.b64encode(b"\0" + user + b"\0" + password.encode())
+    s = socket.socket(socket.AF_UNIX)
+    s.settimeout(timeout)
+    s.connect(os.path.join(d.base_dir, "auth-client"))
+    f = s.makefile("rb")
+    try:
+        s.sendall(b"VERSION\t1\t2\nCPID\t%d\n" % os.getpid())
+        while f.readline().rstrip(b"\n") != b"DONE":
+            pass
+        s.sendall(b"AUTH\t1\tPLAIN\tservice=" + service.encode() +
+                  b"\tsecured\trip=127.0.0.1\tlip=127.0.0.1\tresp=" + resp +
+                  b"\n")
+        return f.readline().rstrip(b"\n").decode("utf-8", "replace")
     finally:
         f.close()
         s.close()

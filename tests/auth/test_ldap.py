@@ -42,7 +42,6 @@ class LdapLoginTest(AuthTestCase):
         u = doveadm_user(d, "alice")
         self.assertEqual(u["pop3ext_deny_commands"], "DELE,TOP")
         self.assertEqual(u["pop3ext_on_dele"], "hide")
-        self.assertTrue(u["home"].endswith("/home/alice"))
 
         # a real POP3 session: the policy engine got the fields - DELE
         # is refused as the directory says
@@ -294,3 +293,22 @@ class LdapLoginTest(AuthTestCase):
         finally:
             s.resume()
         self.assertEqual(pop3_login(d, "alice", "alice-pw"), b"+OK Logged in.")
+
+    def test_session_user_is_the_directory_name(self):
+        # log in with the mail address; the session (home, mailbox) is the
+        # directory's uid, so both names reach the same mailbox
+        s, d = self.setup_ldap(
+            {"alice": {"password": "alice-pw",
+                       "attrs": {"mail": "Alice.Example@x.test"}}},
+            conf={"ldap_user_filter": "(|(uid=%u)(mail=%u))"})
+        self.assertEqual(pop3_login(d, "alice.example@x.test", "alice-pw"),
+                         b"+OK Logged in.")
+        d.wait_log("Login: user=<alice>")
+        # delivery to the address lands in the mailbox alice logs into
+        d.deliver("alice.example@x.test", mail.message(1))
+        p = d.pop3("alice", "alice-pw")
+        self.assertEqual(p.stat()[0], 1)
+        p.quit()
+        # names the directory would match only by ignoring spaces
+        self.assertEqual(pop3_login(d, " alice", "alice-pw"), AUTH_FAILED)
+        self.assertEqual(pop3_login(d, "alice ", "alice-pw"), AUTH_FAILED)

@@ -8,8 +8,14 @@ pam_matrix cannot express and records the PAM items it saw.
     pam = PamWrapper(workdir)
     pam.add_user("alice", "secret")                # service "dovecot"
     pam.set_state("bob", "password-expired")
-    d = Dovecot(..., environment=pam.environment())
+    d = Dovecot(..., extra_conf=pam.dovecot_conf())
     pam.items()                                    # [{"user": ..., "rhost": ...}]
+
+pam_wrapper picks its work dir among /tmp/pam.<letter> when a process
+starts, and two processes starting at once can pick the same one (and the
+first to exit removes it). So the wrapper is preloaded into the auth-worker
+processes only - the ones that call PAM - not into every Dovecot process as
+import_environment would.
 """
 
 import glob
@@ -56,6 +62,10 @@ class PamWrapper:
         self._write_states()
         for s in services:
             self.write_service(s)
+        # libpam reads "other" besides the service's file
+        with open(os.path.join(self.service_dir, "other"), "w") as f:
+            f.write("auth required pam_deny.so\n"
+                    "account required pam_deny.so\n")
 
     def write_service(self, name):
         """A service file: pam_matrix checks the password and that the
@@ -106,10 +116,23 @@ class PamWrapper:
         os.replace(tmp, self.states)
 
     def environment(self):
-        """For Dovecot(environment=...): the auth processes then use PAM
-        through pam_wrapper with our service files."""
+        """What a process needs to use PAM through pam_wrapper with our
+        service files."""
         return {"LD_PRELOAD": wrapper_library(), "PAM_WRAPPER": "1",
                 "PAM_WRAPPER_SERVICE_DIR": self.service_dir}
+
+    def dovecot_conf(self, **worker_settings):
+        """Dovecot settings that run the auth-workers with pam_wrapper;
+        worker_settings go into the same service block (e.g.
+        process_limit=1)."""
+        env_args = " ".join("%s=%s" % kv for kv in
+                            sorted(self.environment().items()))
+        lines = ["service auth-worker {",
+                 "  executable = /usr/bin/env %s %s/auth -w" % (
+                     env_args, env.DOVECOT_LIBEXECDIR)]
+        lines += ["  %s = %s" % kv for kv in worker_settings.items()]
+        lines.append("}")
+        return "\n".join(lines) + "\n"
 
     def items(self):
         """The PAM items the test module recorded, one dict per call."""
