@@ -2,10 +2,26 @@
 naming the file, the line and the key - and logins then fail; they never
 succeed with a half-read configuration."""
 
+import os
+import re
 import time
 
-from authtest import (AuthTestCase, ldap_conf, pop3_login, auth_test)
-from pop3ext_harness.slapd import PEOPLE
+from authtest import (AuthTestCase, ldap_conf, pop3_login, auth_test,
+                      auth_login, userdb_fields)
+from pop3ext_harness import env
+from pop3ext_harness.slapd import PEOPLE, SUFFIX, SERVICE_PASSWORD
+
+
+def driver_keys():
+    """The keys the parser accepts, from its table in the source."""
+    with open(os.path.join(env.SRCDIR, "auth", "pop3ext-auth-config.c")) as f:
+        src = f.read()
+    keys = set()
+    for name in re.findall(r"^\tDEF(?:_ENUM|_UINT)?\((\w+)", src, re.M):
+        if name == "site_hooks":
+            name = "site_hook"
+        keys.add(re.sub(r"_msecs$", "", name))
+    return keys
 
 OK = b"+OK Logged in."
 
@@ -88,3 +104,35 @@ class ConfigTest(AuthTestCase):
                 pass
             time.sleep(0.25)
         self.assertTrue(ok, d.log()[-3000:])
+
+    def test_shipped_example_works(self):
+        with open(os.path.join(env.SRCDIR, "auth",
+                               "pop3ext-auth.conf.example")) as f:
+            text = f.read()
+        s = self.slapd(users={"alice": {"password": "alice-pw", "attrs": {
+            "pop3extOnDele": "hide", "pop3extPOP3Enabled": "TRUE"}}})
+        text = re.sub(r"(?m)^ldap_uris = .*$", "ldap_uris = " + s.uri, text)
+        text = text.replace("dc=example,dc=com", SUFFIX).replace(
+            "dovecot-service-secret", SERVICE_PASSWORD)
+        d = self.auth_dovecot(self.write_conf(text))
+        self.assertEqual(pop3_login(d, "alice", "alice-pw"),
+                         b"+OK Logged in.")
+        code, out = auth_login(d, "recent:alice", "alice-pw")
+        self.assertEqual(code, 0, out)
+        self.assertEqual(userdb_fields(out)["pop3ext_on_dele"], "hide")
+        self.assertEqual(userdb_fields(out)["pop3ext_view"], "recent")
+
+    def test_every_key_is_in_the_example_and_the_docs(self):
+        keys = driver_keys()
+        self.assertIn("ldap_retry_interval", keys)
+        self.assertEqual(len(keys), 31)
+        with open(os.path.join(env.SRCDIR, "auth",
+                               "pop3ext-auth.conf.example")) as f:
+            example = set(re.findall(r"(?m)^#?(\w+) =", f.read()))
+        with open(os.path.join(env.SRCDIR, "docs", "AUTH.md")) as f:
+            docs = set()
+            for cell in re.findall(r"(?m)^\| (`[^|]*) \|", f.read()):
+                docs.update(re.findall(r"`(\w+)`", cell))
+        self.assertEqual(sorted(keys - example), [])
+        self.assertEqual(sorted(example - keys), [])
+        self.assertEqual(sorted(keys - docs), [])

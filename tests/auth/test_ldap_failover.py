@@ -113,3 +113,30 @@ class FailoverTest(AuthTestCase):
         self.assertEqual(pop3_login(d, "alice", "alice-pw"), OK)
         self.assertGreater(binds(b.log(), "alice"), 0)
         self.assertIn("no LDAP server answered", d.log())
+
+
+class ConnectionReuseTest(AuthTestCase):
+
+    def test_connections_are_reused_and_reopened_when_idle_closed(self):
+        s = self.slapd(users=USERS, idle_timeout=1)
+        d = self.auth_dovecot(
+            self.write_conf(ldap_conf([s], ldap_retry_interval="1min")),
+            extra_conf="service auth-worker {\n  process_limit = 1\n}\n")
+        # (the harness's check that slapd listens is a connection too)
+        accepts = s.log().count("ACCEPT from")
+        closes = s.log().count(" closed")
+        for _ in range(6):
+            self.assertEqual(pop3_login(d, "alice", "alice-pw"), OK)
+        # one auth-worker: one search and one bind connection, reused
+        self.assertEqual(s.log().count("ACCEPT from"), accepts + 2)
+        # slapd closes them while idle; the next login reconnects to the
+        # same server, which is not taken for down
+        deadline = time.monotonic() + 10
+        while s.log().count(" closed") < closes + 2 and \
+                time.monotonic() < deadline:
+            time.sleep(0.2)
+        self.assertEqual(s.log().count(" closed"), closes + 2)
+        self.assertEqual(pop3_login(d, "bob", "bob-pw"), OK)
+        self.assertEqual(s.log().count("ACCEPT from"), accepts + 4)
+        self.assertNotIn("unavailable", d.log())
+        assert_clean_log(self, d)

@@ -53,6 +53,18 @@ class PamTest(AuthTestCase):
                       "(password mismatch?)", log)
         assert_clean_log(self, d)
 
+    def test_recent_login_with_another_userdb(self):
+        self.pam.add_user("alice", "alice-pw")
+        d = self.pam_dovecot()
+        self.assertEqual(pop3_login(d, "recent:alice", "alice-pw"), OK)
+        d.wait_log("Login: user=<alice>")
+        # PAM saw the name without the prefix
+        self.assertEqual({x["user"] for x in self.pam.items()}, {"alice"})
+        code, out = auth_login(d, "recent:alice", "alice-pw")
+        self.assertEqual(code, 0, out)
+        # the static userdb's lookup keeps what the passdb set
+        self.assertEqual(userdb_fields(out).get("pop3ext_view"), "recent")
+
     def test_service_name_per_dovecot_service(self):
         # pam_service = %s: "pop3" and "imap" service files; pam_matrix's
         # account stage lets each user use only the service listed

@@ -109,10 +109,12 @@ class Slapd:
     ppolicy: load the password policy overlay with a default policy
       (cn=default,ou=policies) that honours pwdReset and lockout.
     debug: slapd -d level ("stats" logs each connection and operation).
+    idle_timeout: seconds after which slapd closes an idle connection.
     """
 
     def __init__(self, workdir, name="slapd", users=None, schema_format="ldif",
-                 tls=None, ppolicy=False, debug="stats", extra_ldif=""):
+                 tls=None, ppolicy=False, debug="stats", extra_ldif="",
+                 idle_timeout=None):
         self.name = name
         self.dir = os.path.join(workdir, name)
         os.makedirs(self.dir)
@@ -122,6 +124,7 @@ class Slapd:
         self.ppolicy = ppolicy
         self.debug = debug
         self.extra_ldif = extra_ldif
+        self.idle_timeout = idle_timeout
         self.port = None
         self.ldaps_port = None
         self.proc = None
@@ -154,6 +157,8 @@ class Slapd:
         if self.tls:
             ldif += ["olcTLSCertificateFile: %s" % self.tls[0],
                      "olcTLSCertificateKeyFile: %s" % self.tls[1]]
+        if self.idle_timeout:
+            ldif.append("olcIdleTimeout: %d" % self.idle_timeout)
         ldif += ["", "dn: cn=module{0},cn=config",
                  "objectClass: olcModuleList", "cn: module{0}",
                  "olcModulePath: /usr/lib/ldap", "olcModuleLoad: back_mdb"]
@@ -204,6 +209,8 @@ class Slapd:
         if self.tls:
             c += ["TLSCertificateFile %s" % self.tls[0],
                   "TLSCertificateKeyFile %s" % self.tls[1]]
+        if self.idle_timeout:
+            c.append("idletimeout %d" % self.idle_timeout)
         c += ["modulepath /usr/lib/ldap", "moduleload back_mdb"]
         if self.ppolicy:
             c.append("moduleload ppolicy")
