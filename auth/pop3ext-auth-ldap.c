@@ -100,32 +100,25 @@ static void ldap_conn_close(struct ldap_conn *conn)
 	conn->service_bound = FALSE;
 }
 
-/* Simple bind with our own timeout. Returns the LDAP result code;
-   *ctrls_r (optional) gets the response controls. */
+/* Waits up to ldap_timeout for the result of msgid and parses it. Returns
+   the operation's result code, or libldap's error. res_r (optional) gets the
+   messages (a search's entries), else they are freed; ctrls_r (optional)
+   the response controls. */
 static int
-ldap_bind_timeout(struct pop3ext_ldap *ldap, LDAP *ld, const char *dn,
-		  const char *password, LDAPControl **sctrls,
-		  LDAPControl ***ctrls_r, const char **diag_r)
+ldap_wait_result(struct pop3ext_ldap *ldap, LDAP *ld, int msgid,
+		 const char *what, LDAPMessage **res_r, LDAPControl ***ctrls_r,
+		 const char **diag_r)
 {
-	struct berval cred;
 	struct timeval tv;
 	LDAPMessage *res;
 	char *errmsg = NULL;
-	int rc, msgid, err;
+	int rc, err;
 
-	cred.bv_val = (char *)password;
-	cred.bv_len = strlen(password);
-	rc = ldap_sasl_bind(ld, dn, LDAP_SASL_SIMPLE, &cred, sctrls, NULL,
-			    &msgid);
-	if (rc != LDAP_SUCCESS) {
-		*diag_r = ldap_diag(ld, rc);
-		return rc;
-	}
 	tv = msecs_to_timeval(ldap->set->ldap_timeout_msecs);
 	rc = ldap_result(ld, msgid, LDAP_MSG_ALL, &tv, &res);
 	if (rc == 0) {
 		(void)ldap_abandon_ext(ld, msgid, NULL, NULL);
-		*diag_r = t_strdup_printf("no answer to bind within %u ms",
+		*diag_r = t_strdup_printf("no answer to %s within %u ms", what,
 					  ldap->set->ldap_timeout_msecs);
 		return LDAP_TIMEOUT;
 	}
@@ -136,8 +129,9 @@ ldap_bind_timeout(struct pop3ext_ldap *ldap, LDAP *ld, const char *dn,
 		*diag_r = ldap_diag(ld, rc);
 		return rc;
 	}
-	rc = ldap_parse_result(ld, res, &err, NULL, &errmsg, NULL, ctrls_r, 1);
+	rc = ldap_parse_result(ld, res, &err, NULL, &errmsg, NULL, ctrls_r, 0);
 	if (rc != LDAP_SUCCESS) {
+		ldap_msgfree(res);
 		*diag_r = ldap_diag(ld, rc);
 		if (errmsg != NULL)
 			ldap_memfree(errmsg);
@@ -148,7 +142,32 @@ ldap_bind_timeout(struct pop3ext_ldap *ldap, LDAP *ld, const char *dn,
 				str_sanitize(errmsg, 256));
 	if (errmsg != NULL)
 		ldap_memfree(errmsg);
+	if (res_r != NULL)
+		*res_r = res;
+	else
+		ldap_msgfree(res);
 	return err;
+}
+
+/* Simple bind with our own timeout. Returns the LDAP result code;
+   *ctrls_r (optional) gets the response controls. */
+static int
+ldap_bind_timeout(struct pop3ext_ldap *ldap, LDAP *ld, const char *dn,
+		  const char *password, LDAPControl **sctrls,
+		  LDAPControl ***ctrls_r, const char **diag_r)
+{
+	struct berval cred;
+	int rc, msgid;
+
+	cred.bv_val = (char *)password;
+	cred.bv_len = strlen(password);
+	rc = ldap_sasl_bind(ld, dn, LDAP_SASL_SIMPLE, &cred, sctrls, NULL,
+			    &msgid);
+	if (rc != LDAP_SUCCESS) {
+		*diag_r = ldap_diag(ld, rc);
+		return rc;
+	}
+	return ldap_wait_result(ldap, ld, msgid, "bind", NULL, ctrls_r, diag_r);
 }
 
 static int ldap_set_tls_options(struct pop3ext_ldap *ldap, LDAP *ld,
@@ -420,13 +439,12 @@ ldap_search_timeout(struct pop3ext_ldap *ldap, LDAP *ld, const char *base,
 		    LDAPControl **sctrls, LDAPMessage **res_r,
 		    LDAPControl ***ctrls_r, const char **diag_r)
 {
-	struct timeval tv, timelimit;
-	LDAPMessage *res;
-	char *errmsg = NULL;
-	int rc, msgid, err;
+	struct timeval timelimit;
+	int rc, msgid;
 
 	*res_r = NULL;
-	timelimit = msecs_to_timeval(ldap->set->ldap_timeout_msecs + 999);
+	/* the server's own limit, in whole seconds */
+	timelimit.tv_sec = (ldap->set->ldap_timeout_msecs + 999) / 1000;
 	timelimit.tv_usec = 0;
 	rc = ldap_search_ext(ld, base, scope, filter, attrs, 0, sctrls, NULL,
 			     &timelimit, sizelimit, &msgid);
@@ -434,36 +452,8 @@ ldap_search_timeout(struct pop3ext_ldap *ldap, LDAP *ld, const char *base,
 		*diag_r = ldap_diag(ld, rc);
 		return rc;
 	}
-	tv = msecs_to_timeval(ldap->set->ldap_timeout_msecs);
-	rc = ldap_result(ld, msgid, LDAP_MSG_ALL, &tv, &res);
-	if (rc == 0) {
-		(void)ldap_abandon_ext(ld, msgid, NULL, NULL);
-		*diag_r = t_strdup_printf("no answer to search within %u ms",
-					  ldap->set->ldap_timeout_msecs);
-		return LDAP_TIMEOUT;
-	}
-	if (rc < 0) {
-		(void)ldap_get_option(ld, LDAP_OPT_RESULT_CODE, &rc);
-		if (rc == LDAP_SUCCESS)
-			rc = LDAP_SERVER_DOWN;
-		*diag_r = ldap_diag(ld, rc);
-		return rc;
-	}
-	rc = ldap_parse_result(ld, res, &err, NULL, &errmsg, NULL, ctrls_r, 0);
-	if (rc != LDAP_SUCCESS) {
-		ldap_msgfree(res);
-		*diag_r = ldap_diag(ld, rc);
-		if (errmsg != NULL)
-			ldap_memfree(errmsg);
-		return rc;
-	}
-	*diag_r = errmsg == NULL || errmsg[0] == '\0' ? ldap_err2string(err) :
-		t_strdup_printf("%s (%s)", ldap_err2string(err),
-				str_sanitize(errmsg, 256));
-	if (errmsg != NULL)
-		ldap_memfree(errmsg);
-	*res_r = res;
-	return err;
+	return ldap_wait_result(ldap, ld, msgid, "search", res_r, ctrls_r,
+				diag_r);
 }
 
 static int ldap_op_search(struct pop3ext_ldap *ldap, LDAP *ld, void *context,

@@ -8,13 +8,20 @@ with a service account (reading the pop3ext* policy attributes), then bind
 as the user to check the password (Dovecot: auth_bind = yes, pass_attrs
 with userdb_ fields and userdb prefetch; pop3ext: password_check = ldap).
 
-Two figures, rounds alternating between the two servers:
+Two loads, rounds alternating between the two servers, each measured as
+logins per second of wall time and as logins per CPU second used by the
+Dovecot instance (all its processes) and slapd together - the second is
+steadier on a machine that runs other work:
 - auth: SASL PLAIN authentications straight over Dovecot's auth-client
   socket (the protocol login processes speak), 16 in flight: the passdb
   alone;
 - pop3: whole POP3 logins (USER, PASS, QUIT) from 8 client processes:
   login process (Dovecot's high-performance mode), passdb, userdb and the
   pop3 process.
+
+A third column, for reference: Dovecot's ldap driver with `blocking = yes`,
+which (like pop3ext, whose PAM half must block) runs in auth-worker
+processes instead of asynchronously in the auth process.
 
 Usage (as root, after `bash scripts/setup.sh` and `make check`):
   python3 bench/auth_ldap.py [--users 1000] [--seconds 8] [--rounds 3]
@@ -79,9 +86,12 @@ def pop3ext_side(workdir, slapd):
             "userdb {\n  driver = pop3ext\n  args = %s\n}\n" % (conf, conf))
 
 
-def dovecot_ldap_side(workdir, slapd):
-    conf = os.path.join(workdir, "dovecot-ldap.conf.ext")
+def dovecot_ldap_side(workdir, slapd, blocking=False):
+    conf = os.path.join(workdir, "dovecot-ldap%s.conf.ext" %
+                        ("-blocking" if blocking else ""))
     with open(conf, "w") as f:
+        if blocking:
+            f.write("blocking = yes\n")
         f.write("uris = %s\ndn = %s\ndnpass = %s\nauth_bind = yes\n"
                 "base = %s\nscope = subtree\n"
                 "pass_filter = (uid=%%u)\n"
@@ -109,6 +119,42 @@ def start_dovecot(workdir, name, auth_conf):
     os.chown(homes, d.uid, d.gid)
     d.extra_conf = BASE_CONF % homes
     return d.start()
+
+
+# -- CPU time ------------------------------------------------------------------
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def _stat(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    # after the command: state ppid pgrp session ... utime(14) stime(15)
+    # cutime(16) cstime(17), counted from field 3
+    return {"session": int(fields[3]), "utime": int(fields[11]),
+            "stime": int(fields[12]), "cutime": int(fields[13]),
+            "cstime": int(fields[14])}
+
+
+def cpu_seconds(d, slapd):
+    """CPU time used so far by the Dovecot instance (its master, every
+    process of its session, and the children it has reaped) and slapd."""
+    ticks = 0
+    master = d.proc.pid
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            st = _stat(int(name))
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        if st["session"] == master:
+            ticks += st["utime"] + st["stime"]
+            if int(name) == master:
+                ticks += st["cutime"] + st["cstime"]
+    st = _stat(slapd.proc.pid)
+    ticks += st["utime"] + st["stime"]
+    return ticks / CLK_TCK
 
 
 # -- auth-client: the passdb alone --------------------------------------------
@@ -215,6 +261,9 @@ def main():
             workdir, "stock", dovecot_ldap_side(workdir, slapd))
         sides["pop3ext"] = start_dovecot(
             workdir, "pop3ext", pop3ext_side(workdir, slapd))
+        sides["dovecot ldap blocking"] = start_dovecot(
+            workdir, "stock-blocking",
+            dovecot_ldap_side(workdir, slapd, blocking=True))
         # warm up: workers, connections, caches of the OS
         for d in sides.values():
             auth_round(d, args.users, 1)
@@ -222,20 +271,28 @@ def main():
 
         auth_rates = {k: [] for k in sides}
         pop3_rates = {k: [] for k in sides}
+        auth_cpu = {k: [] for k in sides}
+        pop3_cpu = {k: [] for k in sides}
         for r in range(args.rounds):
             order = list(sides) if r % 2 == 0 else list(reversed(sides))
             for name in order:
                 start = time.monotonic()
+                cpu = cpu_seconds(sides[name], slapd)
                 done, failed = auth_round(sides[name], args.users,
                                           args.seconds)
                 elapsed = time.monotonic() - start
+                cpu = cpu_seconds(sides[name], slapd) - cpu
                 assert failed == 0, (name, failed)
                 auth_rates[name].append(done / elapsed)
+                auth_cpu[name].append(done / cpu)
             for name in order:
+                cpu = cpu_seconds(sides[name], slapd)
                 done, failed, elapsed = pop3_round(pool, sides[name],
                                                    args.users, args.seconds)
+                cpu = cpu_seconds(sides[name], slapd) - cpu
                 assert failed == 0, (name, failed)
                 pop3_rates[name].append(done / elapsed)
+                pop3_cpu[name].append(done / cpu)
             sys.stderr.write("round %d: auth %s; pop3 %s\n" % (
                 r + 1,
                 ", ".join("%s %.0f/s" % (k, v[-1])
@@ -252,19 +309,25 @@ def main():
     def row(label, rates):
         a = statistics.median(rates["dovecot ldap"])
         b = statistics.median(rates["pop3ext"])
+        c = statistics.median(rates["dovecot ldap blocking"])
         spread = ", ".join("%.2fx" % (y / x) for x, y in
                            zip(rates["dovecot ldap"], rates["pop3ext"]))
-        return "| %s | %.0f | %.0f | **%.2fx** (rounds: %s) |" % (
-            label, a, b, b / a, spread)
+        return "| %s | %.0f | %.0f | **%.2fx** (rounds: %s) | %.0f |" % (
+            label, a, b, b / a, spread, c)
 
-    print("| logins per second (%s, %d users, %d rounds of %gs) | "
-          "Dovecot ldap | pop3ext | ratio |" % (
-              time.strftime("%Y-%m-%d"), args.users, args.rounds,
-              args.seconds))
-    print("|---|---|---|---|")
-    print(row("auth-client PLAIN, 16 in flight (passdb)", auth_rates))
-    print(row("POP3 USER/PASS/QUIT, 8 clients (passdb+userdb+pop3)",
-              pop3_rates))
+    print("| measure (%s, %d users, %d rounds of %gs) | "
+          "Dovecot ldap | pop3ext | ratio | Dovecot ldap, blocking = yes |"
+          % (time.strftime("%Y-%m-%d"), args.users, args.rounds,
+             args.seconds))
+    print("|---|---|---|---|---|")
+    print(row("auth-client PLAIN, 16 in flight (passdb): logins/s",
+              auth_rates))
+    print(row("the same: logins per CPU second (Dovecot + slapd)",
+              auth_cpu))
+    print(row("POP3 USER/PASS/QUIT, 8 clients (passdb+userdb+pop3): "
+              "logins/s", pop3_rates))
+    print(row("the same: logins per CPU second (Dovecot + slapd)",
+              pop3_cpu))
     shutil.rmtree(workdir, ignore_errors=True)
 
 

@@ -133,14 +133,19 @@ def pop3_login(d, user, password, source=None, timeout=30):
         if not r.startswith(b"+OK"):
             return r
         s.sendall(b"PASS " + password + b"\r\n")
-        r = f.readline().rstrip(b"\r\n")
-        if r.startswith(b"+OK"):
-            s.sendall(b"QUIT\r\n")
-            f.readline()
-        return r
+        return _answer_and_quit(s, f)
     finally:
         f.close()
         s.close()
+
+
+def _answer_and_quit(s, f):
+    """The server's answer to the last command; QUIT if it logged in."""
+    r = f.readline().rstrip(b"\r\n")
+    if r.startswith(b"+OK"):
+        s.sendall(b"QUIT\r\n")
+        f.readline()
+    return r
 
 
 def pop3_auth_plain(d, user, password, timeout=30):
@@ -155,11 +160,7 @@ def pop3_auth_plain(d, user, password, timeout=30):
     try:
         f.readline()
         s.sendall(b"AUTH PLAIN " + resp + b"\r\n")
-        r = f.readline().rstrip(b"\r\n")
-        if r.startswith(b"+OK"):
-            s.sendall(b"QUIT\r\n")
-            f.readline()
-        return r
+        return _answer_and_quit(s, f)
     finally:
         f.close()
         s.close()

@@ -314,3 +314,13 @@ class LdapLoginTest(AuthTestCase):
         # names the directory would match only by ignoring spaces
         self.assertEqual(pop3_login(d, " alice", "alice-pw"), AUTH_FAILED)
         self.assertEqual(pop3_login(d, "alice ", "alice-pw"), AUTH_FAILED)
+
+    def test_wrong_service_account_password_is_a_clear_error(self):
+        s, d = self.setup_ldap({"alice": {"password": "alice-pw"}},
+                               conf={"ldap_bind_password": "not-it"})
+        self.assert_tempfail(pop3_login(d, "alice", "alice-pw"))
+        self.assertIn("bind as ldap_bind_dn=cn=dovecot,ou=services,"
+                      "dc=example,dc=test failed: Invalid credentials",
+                      d.log())
+        # a configuration error, not a server to fail over from
+        self.assertNotIn("unavailable", d.log())
