@@ -320,14 +320,8 @@ static struct passdb_module *
 pop3ext_passdb_preinit(pool_t pool, const char *args)
 {
 	struct pop3ext_passdb_module *module;
-	const char *path = t_str_trim(args, " \t");
-
-	if (strpbrk(path, " \t") != NULL) {
-		i_fatal("pop3ext: passdb args: expected only the path of the "
-			"configuration file, not: %s", args);
-	}
 	module = p_new(pool, struct pop3ext_passdb_module, 1);
-	module->db = pop3ext_auth_db_get(path);
+	module->db = pop3ext_auth_db_get("passdb", args);
 	/* PAM and libldap's synchronous calls block: run in auth-workers */
 	module->module.blocking = TRUE;
 	module->module.default_pass_scheme = "PLAIN";

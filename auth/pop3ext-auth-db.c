@@ -11,12 +11,18 @@
 
 static struct pop3ext_auth_db *pop3ext_auth_dbs = NULL;
 
-struct pop3ext_auth_db *pop3ext_auth_db_get(const char *path)
+struct pop3ext_auth_db *
+pop3ext_auth_db_get(const char *what, const char *args)
 {
 	struct pop3ext_auth_db *db;
 	const struct pop3ext_auth_config *set;
-	const char *error;
+	const char *error, *path = t_str_trim(args, " \t");
 	pool_t pool;
+
+	if (strpbrk(path, " \t") != NULL) {
+		i_fatal("pop3ext: %s args: expected only the path of the "
+			"configuration file, not: %s", what, args);
+	}
 
 	for (db = pop3ext_auth_dbs; db != NULL; db = db->next) {
 		if (strcmp(db->set->path, path) == 0) {

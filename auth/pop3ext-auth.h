@@ -21,10 +21,12 @@ struct pop3ext_auth_db {
 	struct pop3ext_auth_site_hooks *site_hooks;
 };
 
-/* Reads (or shares) the configuration file at path and loads its site
-   hooks. A bad file stops the auth process with a fatal error naming file,
-   line and key. */
-struct pop3ext_auth_db *pop3ext_auth_db_get(const char *path);
+/* Reads (or shares) the configuration file that a passdb or userdb block's
+   args name (what: "passdb" or "userdb") and loads its site hooks. A bad
+   file stops the auth process with a fatal error naming file, line and
+   key. */
+struct pop3ext_auth_db *pop3ext_auth_db_get(const char *what,
+					    const char *args);
 void pop3ext_auth_db_unref(struct pop3ext_auth_db **db);
 struct pop3ext_ldap *pop3ext_auth_db_ldap(struct pop3ext_auth_db *db);
 

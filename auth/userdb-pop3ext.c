@@ -139,14 +139,8 @@ static struct userdb_module *
 pop3ext_userdb_preinit(pool_t pool, const char *args)
 {
 	struct pop3ext_userdb_module *module;
-	const char *path = t_str_trim(args, " \t");
-
-	if (strpbrk(path, " \t") != NULL) {
-		i_fatal("pop3ext: userdb args: expected only the path of the "
-			"configuration file, not: %s", args);
-	}
 	module = p_new(pool, struct pop3ext_userdb_module, 1);
-	module->db = pop3ext_auth_db_get(path);
+	module->db = pop3ext_auth_db_get("userdb", args);
 	if (module->db->set->attributes != POP3EXT_AUTH_ATTRIBUTES_LDAP) {
 		i_fatal("pop3ext: %s: userdb { driver = pop3ext } needs "
 			"attributes = ldap (for PAM alone, use Dovecot's "

@@ -78,6 +78,13 @@ class ConfigTest(AuthTestCase):
         self.assertEqual(pop3_login(d, "a", "b", timeout=15),
                          b"-ERR Auth process broken")
 
+    def test_args_are_only_the_path(self):
+        path = self.write_conf("password_check = pam\n")
+        d = self.auth_dovecot(path + " cache_key=%u", userdb=False)
+        d.wait_log("auth: Fatal: pop3ext: passdb args: expected only the "
+                   "path of the configuration file, not: %s cache_key=%%u"
+                   % path)
+
     def test_userdb_needs_ldap_attributes(self):
         path = self.workdir + "/pop3ext-auth.conf"
         self.assert_refused_at_startup(
