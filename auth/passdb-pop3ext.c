@@ -35,81 +35,6 @@ static enum passdb_result ldap_result_to_passdb(enum pop3ext_ldap_result r)
 	i_unreached();
 }
 
-/* Checks the password (PAM or LDAP) and, when attributes come from LDAP,
-   reads the user's entry. */
-static enum passdb_result
-pop3ext_passdb_authenticate(struct pop3ext_passdb_module *module,
-			    struct auth_request *request, const char *password,
-			    struct pop3ext_ldap_entry **entry_r)
-{
-	const struct pop3ext_auth_config *set = module->db->set;
-	struct event *event = authdb_event(request);
-	struct pop3ext_ldap *ldap = NULL;
-	enum pop3ext_ldap_result lret;
-	enum passdb_result result;
-	const char *dn = NULL;
-
-	*entry_r = NULL;
-	if (set->password_check == POP3EXT_AUTH_PASSWORD_LDAP ||
-	    set->attributes == POP3EXT_AUTH_ATTRIBUTES_LDAP)
-		ldap = pop3ext_auth_db_ldap(module->db);
-
-	if (set->password_check == POP3EXT_AUTH_PASSWORD_PAM) {
-		result = pop3ext_pam_verify(set, request, password);
-		if (result != PASSDB_RESULT_OK)
-			return result;
-	} else if (set->ldap_user_dn_template[0] != '\0') {
-		dn = pop3ext_auth_template_expand(set->ldap_user_dn_template,
-			request->fields.user, request->fields.service,
-			pop3ext_ldap_escape_dn);
-		lret = pop3ext_ldap_bind_user(ldap, event, dn, password);
-		if (lret != POP3EXT_LDAP_OK) {
-			if (lret == POP3EXT_LDAP_INVALID_CREDENTIALS)
-				auth_request_log_password_mismatch(request,
-								   AUTH_SUBSYS_DB);
-			return ldap_result_to_passdb(lret);
-		}
-	} else {
-		lret = pop3ext_ldap_find_user(ldap, event, request->pool,
-					      request->fields.user,
-					      request->fields.service, entry_r);
-		if (lret == POP3EXT_LDAP_NOT_FOUND) {
-			auth_request_log_unknown_user(request, AUTH_SUBSYS_DB);
-			return PASSDB_RESULT_USER_UNKNOWN;
-		}
-		if (lret != POP3EXT_LDAP_OK)
-			return ldap_result_to_passdb(lret);
-		lret = pop3ext_ldap_bind_user(ldap, event, (*entry_r)->dn,
-					      password);
-		if (lret != POP3EXT_LDAP_OK) {
-			*entry_r = NULL;
-			if (lret == POP3EXT_LDAP_INVALID_CREDENTIALS)
-				auth_request_log_password_mismatch(request,
-								   AUTH_SUBSYS_DB);
-			return ldap_result_to_passdb(lret);
-		}
-	}
-
-	if (set->attributes != POP3EXT_AUTH_ATTRIBUTES_LDAP || *entry_r != NULL)
-		return PASSDB_RESULT_OK;
-	if (dn != NULL) {
-		lret = pop3ext_ldap_read_entry(ldap, event, request->pool, dn,
-					       entry_r);
-	} else {
-		lret = pop3ext_ldap_find_user(ldap, event, request->pool,
-					      request->fields.user,
-					      request->fields.service, entry_r);
-	}
-	if (lret == POP3EXT_LDAP_NOT_FOUND) {
-		/* the password was right but the directory doesn't know the
-		   user: no policy to apply, so no login */
-		e_error(event, "authenticated, but there is no directory "
-			"entry with the user's attributes");
-		return PASSDB_RESULT_USER_UNKNOWN;
-	}
-	return ldap_result_to_passdb(lret);
-}
-
 /* "TRUE"/"FALSE" (LDAP Boolean) or yes/no. */
 static int parse_flag(const char *value, bool *flag_r)
 {
@@ -237,6 +162,159 @@ pop3ext_passdb_site_hooks(struct pop3ext_passdb_module *module,
 	return PASSDB_RESULT_OK;
 }
 
+/* One login through the passdb. The steps may wait for the directory (in
+   Dovecot's auth process) or run straight through (in an auth-worker). */
+struct passdb_lookup {
+	struct auth_request *request;
+	struct pop3ext_passdb_module *module;
+	verify_plain_callback_t *callback;
+	const char *password;
+	/* the DN from ldap_user_dn_template or the search */
+	const char *dn;
+	/* the entry the search found, with the attributes */
+	struct pop3ext_ldap_entry *entry;
+	bool recent;
+};
+
+static void
+passdb_lookup_finish(struct passdb_lookup *lookup, enum passdb_result result)
+{
+	struct auth_request *request = lookup->request;
+
+	lookup->callback(result, request);
+	auth_request_unref(&request);
+}
+
+/* The password was right and the entry (if any) is read: apply it, the
+   recent view and the site hooks. */
+static void
+passdb_lookup_authenticated(struct passdb_lookup *lookup,
+			    struct pop3ext_ldap_entry *entry)
+{
+	struct pop3ext_passdb_module *module = lookup->module;
+	struct auth_request *request = lookup->request;
+	ARRAY_TYPE(const_string) userdb_fields;
+	enum passdb_result result;
+
+	T_BEGIN {
+		t_array_init(&userdb_fields, 16);
+		result = PASSDB_RESULT_OK;
+		if (entry != NULL) {
+			const char *name = pop3ext_auth_entry_username(
+				module->db->set, entry, request->fields.user);
+
+			if (name != NULL)
+				auth_request_set_field(request, "user", name,
+						       NULL);
+			if (pop3ext_passdb_apply_entry(module, request, entry,
+						       &userdb_fields) < 0)
+				result = PASSDB_RESULT_INTERNAL_FAILURE;
+		}
+		if (result == PASSDB_RESULT_OK && lookup->recent) {
+			const char *name = "pop3ext_view", *value = "recent";
+
+			auth_request_set_field(request, "userdb_pop3ext_view",
+					       "recent", NULL);
+			array_push_back(&userdb_fields, &name);
+			array_push_back(&userdb_fields, &value);
+		}
+		if (result == PASSDB_RESULT_OK) {
+			result = pop3ext_passdb_site_hooks(module, request,
+							   lookup->recent,
+							   &userdb_fields);
+		}
+	} T_END;
+	passdb_lookup_finish(lookup, result);
+}
+
+static void
+passdb_lookup_attributes_read(enum pop3ext_ldap_result lret,
+			      struct pop3ext_ldap_entry *entry, void *context)
+{
+	struct passdb_lookup *lookup = context;
+
+	if (lret == POP3EXT_LDAP_NOT_FOUND) {
+		/* the password was right but the directory doesn't know the
+		   user: no policy to apply, so no login */
+		e_error(authdb_event(lookup->request), "authenticated, but "
+			"there is no directory entry with the user's "
+			"attributes");
+		passdb_lookup_finish(lookup, PASSDB_RESULT_USER_UNKNOWN);
+	} else if (lret != POP3EXT_LDAP_OK) {
+		passdb_lookup_finish(lookup, ldap_result_to_passdb(lret));
+	} else {
+		passdb_lookup_authenticated(lookup, entry);
+	}
+}
+
+/* The password is right: read the attributes if they come from LDAP. */
+static void passdb_lookup_password_ok(struct passdb_lookup *lookup)
+{
+	const struct pop3ext_auth_config *set = lookup->module->db->set;
+	struct auth_request *request = lookup->request;
+
+	if (set->attributes != POP3EXT_AUTH_ATTRIBUTES_LDAP) {
+		passdb_lookup_authenticated(lookup, NULL);
+	} else if (lookup->dn != NULL) {
+		pop3ext_ldap_read_entry(lookup->module->db->ldap,
+					authdb_event(request), request->pool,
+					lookup->dn, passdb_lookup_attributes_read,
+					lookup);
+	} else {
+		pop3ext_ldap_find_user(lookup->module->db->ldap,
+				       authdb_event(request), request->pool,
+				       request->fields.user,
+				       request->fields.service,
+				       passdb_lookup_attributes_read, lookup);
+	}
+}
+
+static void passdb_lookup_bound(enum pop3ext_ldap_result lret, void *context)
+{
+	struct passdb_lookup *lookup = context;
+
+	if (lret == POP3EXT_LDAP_OK) {
+		if (lookup->entry != NULL)
+			passdb_lookup_authenticated(lookup, lookup->entry);
+		else
+			passdb_lookup_password_ok(lookup);
+		return;
+	}
+	if (lret == POP3EXT_LDAP_INVALID_CREDENTIALS) {
+		auth_request_log_password_mismatch(lookup->request,
+						   AUTH_SUBSYS_DB);
+	}
+	passdb_lookup_finish(lookup, ldap_result_to_passdb(lret));
+}
+
+/* search+bind: the entry is found; its DN takes the password. */
+static void
+passdb_lookup_found(enum pop3ext_ldap_result lret,
+		    struct pop3ext_ldap_entry *entry, void *context)
+{
+	struct passdb_lookup *lookup = context;
+	struct auth_request *request = lookup->request;
+
+	if (lret == POP3EXT_LDAP_NOT_FOUND) {
+		auth_request_log_unknown_user(request, AUTH_SUBSYS_DB);
+		passdb_lookup_finish(lookup, PASSDB_RESULT_USER_UNKNOWN);
+		return;
+	}
+	if (lret != POP3EXT_LDAP_OK) {
+		passdb_lookup_finish(lookup, ldap_result_to_passdb(lret));
+		return;
+	}
+	lookup->dn = entry->dn;
+	if (lookup->module->db->set->attributes ==
+	    POP3EXT_AUTH_ATTRIBUTES_LDAP) {
+		/* the search read the attributes too */
+		lookup->entry = entry;
+	}
+	pop3ext_ldap_bind_user(lookup->module->db->ldap, authdb_event(request),
+			       entry->dn, lookup->password,
+			       passdb_lookup_bound, lookup);
+}
+
 static void
 pop3ext_passdb_verify_plain(struct auth_request *request, const char *password,
 			    verify_plain_callback_t *callback)
@@ -245,8 +323,7 @@ pop3ext_passdb_verify_plain(struct auth_request *request, const char *password,
 		(struct pop3ext_passdb_module *)request->passdb->passdb;
 	const struct pop3ext_auth_config *set = module->db->set;
 	struct event *event = authdb_event(request);
-	struct pop3ext_ldap_entry *entry;
-	ARRAY_TYPE(const_string) userdb_fields;
+	struct passdb_lookup *lookup;
 	enum passdb_result result;
 	const char *user = request->fields.user, *error;
 	bool recent;
@@ -270,35 +347,34 @@ pop3ext_passdb_verify_plain(struct auth_request *request, const char *password,
 		auth_request_set_field(request, "user", user, NULL);
 	}
 
-	result = pop3ext_passdb_authenticate(module, request, password, &entry);
-	if (result != PASSDB_RESULT_OK) {
-		callback(result, request);
-		return;
-	}
+	lookup = p_new(request->pool, struct passdb_lookup, 1);
+	lookup->request = request;
+	lookup->module = module;
+	lookup->callback = callback;
+	lookup->password = p_strdup(request->pool, password);
+	lookup->recent = recent;
+	auth_request_ref(request);
 
-	t_array_init(&userdb_fields, 16);
-	if (entry != NULL) {
-		const char *name = pop3ext_auth_entry_username(set, entry,
-							request->fields.user);
-		if (name != NULL)
-			auth_request_set_field(request, "user", name, NULL);
-		if (pop3ext_passdb_apply_entry(module, request, entry,
-					       &userdb_fields) < 0) {
-			callback(PASSDB_RESULT_INTERNAL_FAILURE, request);
-			return;
-		}
+	if (set->password_check == POP3EXT_AUTH_PASSWORD_PAM) {
+		/* PAM blocks: this runs in an auth-worker */
+		result = pop3ext_pam_verify(set, request, password);
+		if (result != PASSDB_RESULT_OK)
+			passdb_lookup_finish(lookup, result);
+		else
+			passdb_lookup_password_ok(lookup);
+	} else if (set->ldap_user_dn_template[0] != '\0') {
+		lookup->dn = p_strdup(request->pool,
+			pop3ext_auth_template_expand(set->ldap_user_dn_template,
+				request->fields.user, request->fields.service,
+				pop3ext_ldap_escape_dn));
+		pop3ext_ldap_bind_user(module->db->ldap, event, lookup->dn,
+				       password, passdb_lookup_bound, lookup);
+	} else {
+		pop3ext_ldap_find_user(module->db->ldap, event, request->pool,
+				       request->fields.user,
+				       request->fields.service,
+				       passdb_lookup_found, lookup);
 	}
-	if (recent) {
-		const char *name = "pop3ext_view", *value = "recent";
-
-		auth_request_set_field(request, "userdb_pop3ext_view", "recent",
-				       NULL);
-		array_push_back(&userdb_fields, &name);
-		array_push_back(&userdb_fields, &value);
-	}
-	result = pop3ext_passdb_site_hooks(module, request, recent,
-					   &userdb_fields);
-	callback(result, request);
 }
 
 bool pop3ext_passdb_prefetched(struct auth_request *request,
@@ -322,8 +398,11 @@ pop3ext_passdb_preinit(pool_t pool, const char *args)
 	struct pop3ext_passdb_module *module;
 	module = p_new(pool, struct pop3ext_passdb_module, 1);
 	module->db = pop3ext_auth_db_get("passdb", args);
-	/* PAM and libldap's synchronous calls block: run in auth-workers */
-	module->module.blocking = TRUE;
+	/* PAM blocks, and so may site hooks: then run in auth-workers.
+	   LDAP alone runs asynchronously in the auth process. */
+	module->module.blocking =
+		module->db->set->password_check == POP3EXT_AUTH_PASSWORD_PAM ||
+		module->db->site_hooks != NULL;
 	module->module.default_pass_scheme = "PLAIN";
 	module->requests_left = module->db->set->pam_max_requests;
 	return &module->module;

@@ -93,6 +93,7 @@ static const struct key_def key_defs[] = {
 	DEF(ldap_connect_timeout_msecs, KEY_MSECS),
 	DEF(ldap_timeout_msecs, KEY_MSECS),
 	DEF(ldap_retry_interval_msecs, KEY_MSECS),
+	DEF_UINT(ldap_bind_connections, 1, 64),
 };
 
 /* The attributes of auth/schema/pop3ext.schema and the userdb fields of the
@@ -179,6 +180,7 @@ static void config_set_defaults(struct pop3ext_auth_config *set, pool_t pool)
 	set->ldap_connect_timeout_msecs = 5000;
 	set->ldap_timeout_msecs = 10000;
 	set->ldap_retry_interval_msecs = 30000;
+	set->ldap_bind_connections = 4;
 }
 
 static int template_check(const char *value, bool allow_placeholders,
@@ -308,6 +310,10 @@ static int parse_uris(struct config_parser *parser, const char *value,
 			*error_r = t_strdup_printf(
 				"'%s': give base and filter with ldap_base and "
 				"ldap_user_filter, not in the URI", uri);
+			return -1;
+		}
+		if (array_count(&parser->set->ldap_uris) == 32) {
+			*error_r = "more than 32 URIs";
 			return -1;
 		}
 		uri = p_strdup(parser->pool, uri);

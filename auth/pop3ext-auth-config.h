@@ -81,6 +81,7 @@ struct pop3ext_auth_config {
 	unsigned int ldap_connect_timeout_msecs;
 	unsigned int ldap_timeout_msecs;
 	unsigned int ldap_retry_interval_msecs;
+	unsigned int ldap_bind_connections;
 };
 
 /* The built-in site_hook_dir, set by the build (auth_moduledir/pop3ext-site) */

@@ -40,6 +40,13 @@ pop3ext_auth_db_get(const char *what, const char *args)
 	db->set = set;
 	if (pop3ext_auth_site_hooks_load(set, &db->site_hooks, &error) < 0)
 		i_fatal("pop3ext: %s", error);
+	if (set->password_check == POP3EXT_AUTH_PASSWORD_LDAP ||
+	    set->attributes == POP3EXT_AUTH_ATTRIBUTES_LDAP) {
+		/* in auth-workers each operation waits for its answer */
+		db->ldap = pop3ext_ldap_init(set, worker, &error);
+		if (db->ldap == NULL)
+			i_fatal("pop3ext: %s: %s", set->path, error);
+	}
 	DLLIST_PREPEND(&pop3ext_auth_dbs, db);
 	return db;
 }
@@ -56,15 +63,6 @@ void pop3ext_auth_db_unref(struct pop3ext_auth_db **_db)
 	pop3ext_ldap_deinit(&db->ldap);
 	pop3ext_auth_site_hooks_unload(&db->site_hooks);
 	pool_unref(&db->pool);
-}
-
-struct pop3ext_ldap *pop3ext_auth_db_ldap(struct pop3ext_auth_db *db)
-{
-	/* the driver is blocking: only auth-workers talk to the directory */
-	i_assert(worker);
-	if (db->ldap == NULL)
-		db->ldap = pop3ext_ldap_init(db->set);
-	return db->ldap;
 }
 
 bool pop3ext_auth_strip_recent(const struct pop3ext_auth_config *set,

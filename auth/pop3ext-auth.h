@@ -16,7 +16,7 @@ struct pop3ext_auth_db {
 	int refcount;
 	pool_t pool;
 	const struct pop3ext_auth_config *set;
-	/* opened on first use, in auth-worker processes only */
+	/* when LDAP is used; connects on first use */
 	struct pop3ext_ldap *ldap;
 	struct pop3ext_auth_site_hooks *site_hooks;
 };
@@ -28,7 +28,6 @@ struct pop3ext_auth_db {
 struct pop3ext_auth_db *pop3ext_auth_db_get(const char *what,
 					    const char *args);
 void pop3ext_auth_db_unref(struct pop3ext_auth_db **db);
-struct pop3ext_ldap *pop3ext_auth_db_ldap(struct pop3ext_auth_db *db);
 
 /* Removes the recent_prefix from *user. Returns TRUE when it was there. */
 bool pop3ext_auth_strip_recent(const struct pop3ext_auth_config *set,

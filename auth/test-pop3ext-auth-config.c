@@ -49,6 +49,7 @@ static void test_config_ldap_defaults(void)
 	test_assert(set->ldap_connect_timeout_msecs == 5000);
 	test_assert(set->ldap_timeout_msecs == 10000);
 	test_assert(set->ldap_retry_interval_msecs == 30000);
+	test_assert(set->ldap_bind_connections == 4);
 	test_assert(!set->ldap_starttls);
 	test_assert(array_count(&set->ldap_fields) == 10);
 	map = array_front(&set->ldap_fields);
@@ -169,6 +170,8 @@ static void test_config_errors(void)
 		  "line 2: site_hook_dir: an absolute path is required" },
 		{ "password_check = pam\nldap_connect_timeout_msecs = 5\n",
 		  "line 2: ldap_connect_timeout_msecs: unknown key" },
+		{ "password_check = pam\nldap_bind_connections = 0\n",
+		  "ldap_bind_connections: '0' is not a number in 1..64" },
 		{ "password_check = pam\nrecent_prefix = a b\n",
 		  "line 2: recent_prefix: must not contain spaces" },
 	};
