@@ -20,8 +20,8 @@ steadier on a machine that runs other work:
   pop3 process.
 
 A third column, for reference: Dovecot's ldap driver with `blocking = yes`,
-which (like pop3ext, whose PAM half must block) runs in auth-worker
-processes instead of asynchronously in the auth process.
+which runs in auth-worker processes (as pop3ext's PAM half does) instead of
+asynchronously in the auth process.
 
 Usage (as root, after `bash scripts/setup.sh` and `make check`):
   python3 bench/auth_ldap.py [--users 1000] [--seconds 8] [--rounds 3]

@@ -7,10 +7,11 @@ import imaplib
 import os
 import poplib
 import re
+import threading
 
 from authtest import (AuthTestCase, AUTH_FAILED, TEMP_FAILED, ldap_conf,
                       pop3_login, auth_login, auth_test, userdb_fields,
-                      doveadm_user, assert_clean_log)
+                      doveadm_user, assert_clean_log, auth_client_plain)
 from pop3ext_harness import mail
 from pop3ext_harness.slapd import PEOPLE, SUFFIX, schema_dir, user_dn
 
@@ -324,3 +325,42 @@ class LdapLoginTest(AuthTestCase):
                       d.log())
         # a configuration error, not a server to fail over from
         self.assertNotIn("unavailable", d.log())
+
+    def test_concurrent_logins_get_their_own_answers(self):
+        # many requests in flight over the pipelined search connection and
+        # fewer bind connections than binds: each gets its own answer
+        users = {"u%02d" % i: {"password": "pw%02d" % i,
+                               "attrs": {"pop3extMaxAge": "%dd" % i}}
+                 for i in range(20)}
+        s, d = self.setup_ldap(users, conf={"ldap_bind_connections": "2"})
+        jobs = []
+        for rnd in range(5):
+            for i in range(20):
+                user = "u%02d" % i
+                good = (i + rnd) % 3 != 0
+                jobs.append((user, "pw%02d" % i if good else "nope", good))
+            jobs.append(("ghost%d" % rnd, "pw00", False))
+        results = {}
+
+        def run(n):
+            results[n] = auth_client_plain(d, jobs[n][0], jobs[n][1])
+
+        threads = [threading.Thread(target=run, args=(n,))
+                   for n in range(len(jobs))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        for n, reply in results.items():
+            user, pw, good = jobs[n]
+            if good:
+                self.assertTrue(reply.startswith("OK\t"), (user, reply))
+                self.assertIn("user=%s" % user, reply)
+            else:
+                self.assertTrue(reply.startswith("FAIL\t"), (user, reply))
+        self.assertEqual(len(results), len(jobs))
+        # and the attributes of each are its own
+        for i in (3, 17):
+            self.assertEqual(doveadm_user(d, "u%02d" % i)["pop3ext_max_age"],
+                             "%dd" % i)
+        assert_clean_log(self, d)
