@@ -377,6 +377,25 @@ static void ldap_request_fail_unanswered(struct ldap_request *req)
 static void ldap_conn_failed(struct ldap_conn *conn, const char *reason,
 			     bool hung);
 
+/* Puts req, which failed on a server, back at the head of its queue, with
+   what it had received forgotten. */
+static void ldap_request_retry(struct ldap_request *req, const char *reason)
+{
+	req->last_error = p_strdup(req->pool, reason);
+	if (req->type == LDAP_REQUEST_LIST) {
+		/* start again from the first page */
+		array_delete(req->users, req->users_start,
+			     array_count(req->users) - req->users_start);
+		if (req->cookie != NULL)
+			ber_bvfree(req->cookie);
+		req->cookie = NULL;
+	}
+	req->entry_count = 0;
+	req->entry = NULL;
+	req->bad_entry = FALSE;
+	ldap_request_queue(req, TRUE);
+}
+
 static void ldap_request_timeout(struct ldap_request *req)
 {
 	ldap_conn_failed(req->conn, t_strdup_printf(
@@ -460,19 +479,7 @@ ldap_conn_failed(struct ldap_conn *conn, const char *reason, bool hung)
 			req->tried |= 1U << server;
 		else
 			req->retried = TRUE;
-		req->last_error = p_strdup(req->pool, reason);
-		if (req->type == LDAP_REQUEST_LIST) {
-			/* start again from the first page */
-			array_delete(req->users, req->users_start,
-				     array_count(req->users) - req->users_start);
-			if (req->cookie != NULL)
-				ber_bvfree(req->cookie);
-			req->cookie = NULL;
-		}
-		req->entry_count = 0;
-		req->entry = NULL;
-		req->bad_entry = FALSE;
-		ldap_request_queue(req, TRUE);
+		ldap_request_retry(req, reason);
 	}
 	ldap_dispatch(ldap);
 }
@@ -629,25 +636,36 @@ ldap_conn_open_for(struct pop3ext_ldap *ldap, struct ldap_request *req,
 	return NULL;
 }
 
+/* The result code of an answer (freed) and a diagnostic for logs;
+   ctrls_r (optional) gets its controls. */
+static int ldap_parse_answer(LDAP *ld, LDAPMessage *msg,
+			     LDAPControl ***ctrls_r, const char **diag_r)
+{
+	char *errmsg = NULL;
+	int rc, err;
+
+	rc = ldap_parse_result(ld, msg, &err, NULL, &errmsg, NULL, ctrls_r, 1);
+	if (rc != LDAP_SUCCESS)
+		err = rc;
+	*diag_r = errmsg == NULL || errmsg[0] == '\0' ? ldap_err2string(err) :
+		t_strdup_printf("%s (%s)", ldap_err2string(err),
+				str_sanitize(errmsg, 256));
+	if (errmsg != NULL)
+		ldap_memfree(errmsg);
+	return err;
+}
+
 /* The answer to the service account's bind. */
 static void ldap_conn_bound(struct ldap_conn *conn, LDAPMessage *msg)
 {
 	struct pop3ext_ldap *ldap = conn->ldap;
 	struct ldap_request *req;
-	char *errmsg = NULL;
 	const char *diag;
-	int rc, err;
+	int err;
 
 	timeout_remove(&conn->to_bind);
 	conn->bind_msgid = -1;
-	rc = ldap_parse_result(conn->ld, msg, &err, NULL, &errmsg, NULL, NULL, 1);
-	if (rc != LDAP_SUCCESS)
-		err = rc;
-	diag = errmsg == NULL || errmsg[0] == '\0' ? ldap_err2string(err) :
-		t_strdup_printf("%s (%s)", ldap_err2string(err),
-				str_sanitize(errmsg, 256));
-	if (errmsg != NULL)
-		ldap_memfree(errmsg);
+	err = ldap_parse_answer(conn->ld, msg, NULL, &diag);
 	diag = t_strdup_printf("bind as ldap_bind_dn=%s failed: %s",
 			       ldap->set->ldap_bind_dn, diag);
 	if (err == LDAP_SUCCESS) {
@@ -1017,19 +1035,10 @@ static void ldap_request_answered(struct ldap_conn *conn,
 {
 	struct pop3ext_ldap *ldap = conn->ldap;
 	LDAPControl **ctrls = NULL;
-	char *errmsg = NULL;
 	const char *diag;
-	int rc, err;
+	int err;
 
-	rc = ldap_parse_result(conn->ld, msg, &err, NULL, &errmsg, NULL,
-			       &ctrls, 1);
-	if (rc != LDAP_SUCCESS)
-		err = rc;
-	diag = errmsg == NULL || errmsg[0] == '\0' ? ldap_err2string(err) :
-		t_strdup_printf("%s (%s)", ldap_err2string(err),
-				str_sanitize(errmsg, 256));
-	if (errmsg != NULL)
-		ldap_memfree(errmsg);
+	err = ldap_parse_answer(conn->ld, msg, &ctrls, &diag);
 
 	if (ldap_rc_is_unavailable(err)) {
 		/* busy or unavailable: try the next server */
@@ -1040,18 +1049,7 @@ static void ldap_request_answered(struct ldap_conn *conn,
 		ldap_request_detach(req);
 		ldap_server_mark_down(ldap, server, diag);
 		req->tried |= 1U << server;
-		req->last_error = p_strdup(req->pool, diag);
-		req->entry_count = 0;
-		req->entry = NULL;
-		req->bad_entry = FALSE;
-		if (req->type == LDAP_REQUEST_LIST) {
-			array_delete(req->users, req->users_start,
-				     array_count(req->users) - req->users_start);
-			if (req->cookie != NULL)
-				ber_bvfree(req->cookie);
-			req->cookie = NULL;
-		}
-		ldap_request_queue(req, TRUE);
+		ldap_request_retry(req, diag);
 		return;
 	}
 	ldap_server_answered(ldap, conn->server);
@@ -1225,19 +1223,19 @@ ldap_request_new(struct pop3ext_ldap *ldap, enum ldap_request_type type,
 	return req;
 }
 
-void pop3ext_ldap_find_user(struct pop3ext_ldap *ldap, struct event *event,
-			    pool_t pool, const char *user, const char *service,
-			    pop3ext_ldap_entry_callback_t *callback,
-			    void *context)
+/* A search for one entry, with the configured attributes. */
+static void
+ldap_entry_search(struct pop3ext_ldap *ldap, struct event *event,
+		  const char *what, const char *base, int scope,
+		  const char *filter, pool_t pool,
+		  pop3ext_ldap_entry_callback_t *callback, void *context)
 {
 	struct ldap_request *req;
 
-	req = ldap_request_new(ldap, LDAP_REQUEST_SEARCH, event, "user search");
-	req->base = ldap->set->ldap_base;
-	req->scope = ldap_scope(ldap->set->ldap_scope);
-	req->filter = p_strdup(req->pool, pop3ext_auth_template_expand(
-		ldap->set->ldap_user_filter, user, service,
-		pop3ext_ldap_escape_filter));
+	req = ldap_request_new(ldap, LDAP_REQUEST_SEARCH, event, what);
+	req->base = p_strdup(req->pool, base);
+	req->scope = scope;
+	req->filter = p_strdup(req->pool, filter);
 	req->attrs = ldap->entry_attrs;
 	/* two tell us that the filter is ambiguous */
 	req->sizelimit = 2;
@@ -1247,23 +1245,26 @@ void pop3ext_ldap_find_user(struct pop3ext_ldap *ldap, struct event *event,
 	ldap_request_start(req);
 }
 
+void pop3ext_ldap_find_user(struct pop3ext_ldap *ldap, struct event *event,
+			    pool_t pool, const char *user, const char *service,
+			    pop3ext_ldap_entry_callback_t *callback,
+			    void *context)
+{
+	ldap_entry_search(ldap, event, "user search", ldap->set->ldap_base,
+			  ldap_scope(ldap->set->ldap_scope),
+			  pop3ext_auth_template_expand(
+				ldap->set->ldap_user_filter, user, service,
+				pop3ext_ldap_escape_filter),
+			  pool, callback, context);
+}
+
 void pop3ext_ldap_read_entry(struct pop3ext_ldap *ldap, struct event *event,
 			     pool_t pool, const char *dn,
 			     pop3ext_ldap_entry_callback_t *callback,
 			     void *context)
 {
-	struct ldap_request *req;
-
-	req = ldap_request_new(ldap, LDAP_REQUEST_SEARCH, event, "entry read");
-	req->base = p_strdup(req->pool, dn);
-	req->scope = LDAP_SCOPE_BASE;
-	req->filter = "(objectClass=*)";
-	req->attrs = ldap->entry_attrs;
-	req->sizelimit = 2;
-	req->result_pool = pool;
-	req->entry_callback = callback;
-	req->context = context;
-	ldap_request_start(req);
+	ldap_entry_search(ldap, event, "entry read", dn, LDAP_SCOPE_BASE,
+			  "(objectClass=*)", pool, callback, context);
 }
 
 void pop3ext_ldap_bind_user(struct pop3ext_ldap *ldap, struct event *event,
