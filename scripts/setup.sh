@@ -19,6 +19,8 @@ PACKAGES=(
 	# tests: real servers and clients nobody here wrote
 	python3 valgrind openssl curl fetchmail mpop procps iproute2 faketime
 	slapd ldap-utils libpam-wrapper postgresql-15 sqlite3
+	# benchmarks: Dovecot's own ldap passdb, measured against pop3ext's
+	dovecot-ldap
 )
 
 missing=()

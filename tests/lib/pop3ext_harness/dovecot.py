@@ -111,6 +111,9 @@ class Dovecot:
       a copy of that dir with these modules added is bind-mounted over the
       real one; the system's dirs are never changed. doveadm() runs in the
       same namespace.
+    auth_conf: text that replaces the passwd-file passdb and userdb blocks
+      (e.g. passdb/userdb blocks of another driver); users= then only
+      creates homes.
     """
 
     def __init__(self, workdir, name="dovecot", users=None, plugins=True,
@@ -119,7 +122,8 @@ class Dovecot:
                  mail_location="maildir:~/Maildir", ssl=False,
                  import_environment=(), environment=None,
                  module_overlays=None, mail_plugins=(),
-                 pop3_clock_speed=None, pop3_faketime=None):
+                 pop3_clock_speed=None, pop3_faketime=None,
+                 auth_conf=None):
         self.name = name
         self.dir = os.path.join(workdir, name)
         os.makedirs(self.dir)
@@ -141,6 +145,7 @@ class Dovecot:
         self.mail_plugins = tuple(mail_plugins)
         self.pop3_faketime = pop3_faketime or (
             "+0 x%s" % pop3_clock_speed if pop3_clock_speed else None)
+        self.auth_conf = auth_conf
         self.uid = pwd.getpwnam(MAIL_USER).pw_uid
         self.gid = grp.getgrnam(MAIL_GROUP).gr_gid
         self.proc = None
@@ -252,10 +257,14 @@ class Dovecot:
         else:
             c.append("ssl = no")
         passwd = os.path.join(self.dir, "passwd")
-        c.append("passdb {\n  driver = passwd-file\n"
-                 "  args = scheme=PLAIN username_format=%%u %s\n}" % passwd)
-        c.append("userdb {\n  driver = passwd-file\n"
-                 "  args = username_format=%%u %s\n}" % passwd)
+        if self.auth_conf is not None:
+            c.append(self.auth_conf)
+        else:
+            c.append("passdb {\n  driver = passwd-file\n"
+                     "  args = scheme=PLAIN username_format=%%u %s\n}"
+                     % passwd)
+            c.append("userdb {\n  driver = passwd-file\n"
+                     "  args = username_format=%%u %s\n}" % passwd)
         if "pop3" in protos:
             c.append(self._listener("pop3", "pop3", "pop3s"))
         if "imap" in protos:

@@ -1,0 +1,1449 @@
+/* Copyright (c) 2026 dovecot-pop3ext authors, see the included COPYING file */
+
+#include "lib.h"
+#include "array.h"
+#include "ioloop.h"
+#include "llist.h"
+#include "safe-memset.h"
+#include "str.h"
+#include "str-sanitize.h"
+#include "pop3ext-auth-escape.h"
+#include "pop3ext-auth-ldap.h"
+
+#include <time.h>
+#include <sys/socket.h>
+#include <ldap.h>
+
+/* entries per page when listing users */
+#define LDAP_LIST_PAGE_SIZE 500
+/* servers are tracked per request in a bitmask */
+#define LDAP_MAX_SERVERS 32
+
+struct ldap_server {
+	const char *uri;
+	/* monotonic msecs until which it is not preferred; 0 = fine */
+	uint64_t down_until;
+};
+
+enum ldap_request_type {
+	LDAP_REQUEST_SEARCH,
+	LDAP_REQUEST_LIST,
+	LDAP_REQUEST_BIND,
+};
+
+struct ldap_conn {
+	struct ldap_conn *prev, *next;
+	struct pop3ext_ldap *ldap;
+	int refcount;
+	/* carries user binds (one at a time) rather than searches */
+	bool for_bind;
+	unsigned int server;
+	LDAP *ld;
+	struct io *io;
+
+	/* the search connection's bind as the service account */
+	bool ready;
+	int bind_msgid;
+	struct timeout *to_bind;
+
+	/* the requests sent on it, waiting for their answers */
+	struct ldap_request *requests;
+	unsigned int request_count;
+	/* replaced by one to a preferred server: closes when answered */
+	bool draining;
+	/* failed: libldap may have closed the socket already */
+	bool broken;
+};
+
+struct ldap_request {
+	struct ldap_request *prev, *next;
+	struct pop3ext_ldap *ldap;
+	enum ldap_request_type type;
+	pool_t pool;
+	struct event *event;
+	/* for logs: "user search", "user bind", ... */
+	const char *what;
+
+	/* search and list */
+	const char *base, *filter;
+	int scope, sizelimit;
+	char **attrs;
+	pool_t result_pool;
+	unsigned int entry_count;
+	struct pop3ext_ldap_entry *entry;
+	bool bad_entry;
+	/* list */
+	ARRAY_TYPE(const_string) *users;
+	unsigned int users_start;
+	struct berval *cookie;
+	/* bind */
+	const char *dn;
+	char *password;
+	bool expired, locked;
+
+	/* where it is */
+	bool queued;
+	struct ldap_conn *conn;
+	int msgid;
+	struct timeout *to;
+	/* servers it failed on (bit per index), and whether a connection
+	   closed under it once already */
+	uint32_t tried;
+	bool retried;
+	const char *last_error;
+
+	bool finished;
+	enum pop3ext_ldap_result result;
+	pop3ext_ldap_entry_callback_t *entry_callback;
+	pop3ext_ldap_callback_t *callback;
+	void *context;
+};
+
+struct pop3ext_ldap {
+	pool_t pool;
+	const struct pop3ext_auth_config *set;
+	struct event *event;
+	ARRAY(struct ldap_server) servers;
+	/* the TLS context every connection uses, made as root at init */
+	LDAP *tls_template;
+	void *tls_ctx;
+	/* the attributes read from a user's entry, NULL-terminated */
+	char **entry_attrs;
+
+	struct ldap_conn *conns;
+	struct ldap_conn *search_conn;
+	unsigned int bind_conn_count;
+	struct ldap_request *search_queue, *search_queue_tail;
+	struct ldap_request *bind_queue, *bind_queue_tail;
+
+	/* the server that answered last, -1 = none yet */
+	int active_server;
+	/* wait for each answer (auth-workers) */
+	bool sync;
+	struct ioloop *sync_ioloop;
+	bool dispatching, dispatch_again;
+};
+
+static void ldap_dispatch(struct pop3ext_ldap *ldap);
+static void ldap_conn_input(struct ldap_conn *conn);
+
+static uint64_t monotonic_msecs(void)
+{
+	struct timespec ts;
+
+	if (clock_gettime(CLOCK_MONOTONIC, &ts) < 0)
+		i_fatal("clock_gettime(CLOCK_MONOTONIC) failed: %m");
+	return (uint64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static struct timeval msecs_to_timeval(unsigned int msecs)
+{
+	struct timeval tv;
+
+	tv.tv_sec = msecs / 1000;
+	tv.tv_usec = (msecs % 1000) * 1000;
+	return tv;
+}
+
+/* Errors that say the server (or the way to it) is gone or refuses work,
+   not that it answered the question: these move to the next server. */
+static bool ldap_rc_is_unavailable(int rc)
+{
+	switch (rc) {
+	case LDAP_SERVER_DOWN:
+	case LDAP_TIMEOUT:
+	case LDAP_CONNECT_ERROR:
+	case LDAP_UNAVAILABLE:
+	case LDAP_BUSY:
+		return TRUE;
+	}
+	return FALSE;
+}
+
+static const char *ldap_diag(LDAP *ld, int rc)
+{
+	char *msg = NULL;
+	const char *ret;
+
+	if (ld != NULL)
+		(void)ldap_get_option(ld, LDAP_OPT_DIAGNOSTIC_MESSAGE, &msg);
+	if (msg == NULL || msg[0] == '\0')
+		ret = ldap_err2string(rc);
+	else
+		ret = t_strdup_printf("%s (%s)", ldap_err2string(rc), msg);
+	if (msg != NULL)
+		ldap_memfree(msg);
+	return ret;
+}
+
+static int ldap_scope(enum pop3ext_auth_ldap_scope scope)
+{
+	switch (scope) {
+	case POP3EXT_AUTH_SCOPE_BASE:
+		return LDAP_SCOPE_BASE;
+	case POP3EXT_AUTH_SCOPE_ONELEVEL:
+		return LDAP_SCOPE_ONELEVEL;
+	case POP3EXT_AUTH_SCOPE_SUBTREE:
+		return LDAP_SCOPE_SUBTREE;
+	}
+	i_unreached();
+}
+
+static int ldap_require_cert(enum pop3ext_auth_tls_require_cert value)
+{
+	switch (value) {
+	case POP3EXT_AUTH_TLS_NEVER: return LDAP_OPT_X_TLS_NEVER;
+	case POP3EXT_AUTH_TLS_ALLOW: return LDAP_OPT_X_TLS_ALLOW;
+	case POP3EXT_AUTH_TLS_TRY: return LDAP_OPT_X_TLS_TRY;
+	case POP3EXT_AUTH_TLS_DEMAND: return LDAP_OPT_X_TLS_DEMAND;
+	case POP3EXT_AUTH_TLS_HARD: return LDAP_OPT_X_TLS_HARD;
+	}
+	i_unreached();
+}
+
+static const char *ldap_tls_hint(const struct pop3ext_auth_config *set)
+{
+	return t_strdup_printf(
+		" (TLS handshake failed: is the server's certificate signed by "
+		"a CA in ldap_tls_ca_file=%s and issued for the host in the "
+		"URI?)", set->ldap_tls_ca_file[0] == '\0' ?
+		"(system default)" : set->ldap_tls_ca_file);
+}
+
+/* -- servers ---------------------------------------------------------------- */
+
+static const char *ldap_server_uri(struct pop3ext_ldap *ldap, unsigned int idx)
+{
+	const struct ldap_server *server = array_idx(&ldap->servers, idx);
+
+	return server->uri;
+}
+
+static void
+ldap_server_mark_down(struct pop3ext_ldap *ldap, unsigned int idx,
+		      const char *reason)
+{
+	struct ldap_server *server = array_idx_modifiable(&ldap->servers, idx);
+
+	server->down_until = monotonic_msecs() +
+		ldap->set->ldap_retry_interval_msecs;
+	e_warning(ldap->event, "ldap: %s unavailable: %s - not used for %u ms",
+		  server->uri, reason, ldap->set->ldap_retry_interval_msecs);
+}
+
+static void ldap_server_answered(struct pop3ext_ldap *ldap, unsigned int idx)
+{
+	const struct ldap_server *server = array_idx(&ldap->servers, idx);
+
+	if (ldap->active_server == (int)idx)
+		return;
+	if (ldap->active_server < 0) {
+		e_debug(ldap->event, "ldap: using %s", server->uri);
+	} else if ((int)idx < ldap->active_server) {
+		const struct ldap_server *previous =
+			array_idx(&ldap->servers, ldap->active_server);
+
+		e_info(ldap->event, "ldap: back to %s (preferred over %s)",
+		       server->uri, previous->uri);
+	} else {
+		e_warning(ldap->event, "ldap: failed over to %s", server->uri);
+	}
+	ldap->active_server = (int)idx;
+}
+
+/* The server a request should go to: the first it hasn't failed on that
+   is not marked down, else the first it hasn't failed on. -1: none left. */
+static int ldap_pick_server(struct pop3ext_ldap *ldap,
+			    const struct ldap_request *req)
+{
+	const struct ldap_server *servers;
+	unsigned int i, count;
+	uint64_t now = monotonic_msecs();
+
+	servers = array_get(&ldap->servers, &count);
+	for (i = 0; i < count; i++) {
+		if ((req->tried & (1U << i)) == 0 && servers[i].down_until <= now)
+			return (int)i;
+	}
+	for (i = 0; i < count; i++) {
+		if ((req->tried & (1U << i)) == 0)
+			return (int)i;
+	}
+	return -1;
+}
+
+/* -- requests --------------------------------------------------------------- */
+
+static void ldap_request_free(struct ldap_request *req)
+{
+	if (req->password != NULL)
+		safe_memset(req->password, 0, strlen(req->password));
+	if (req->cookie != NULL)
+		ber_bvfree(req->cookie);
+	event_unref(&req->event);
+	pool_unref(&req->pool);
+}
+
+static void ldap_request_callback(struct ldap_request *req)
+{
+	if (req->entry_callback != NULL) {
+		req->entry_callback(req->result, req->result ==
+				    POP3EXT_LDAP_OK ? req->entry : NULL,
+				    req->context);
+	} else {
+		req->callback(req->result, req->context);
+	}
+	ldap_request_free(req);
+}
+
+static void ldap_request_unqueue(struct ldap_request *req)
+{
+	struct pop3ext_ldap *ldap = req->ldap;
+
+	if (!req->queued)
+		return;
+	if (req->type == LDAP_REQUEST_BIND)
+		DLLIST2_REMOVE(&ldap->bind_queue, &ldap->bind_queue_tail, req);
+	else
+		DLLIST2_REMOVE(&ldap->search_queue, &ldap->search_queue_tail, req);
+	req->queued = FALSE;
+}
+
+static void ldap_request_queue(struct ldap_request *req, bool front)
+{
+	struct pop3ext_ldap *ldap = req->ldap;
+
+	i_assert(!req->queued && req->conn == NULL);
+	req->queued = TRUE;
+	if (req->type == LDAP_REQUEST_BIND) {
+		if (front)
+			DLLIST2_PREPEND(&ldap->bind_queue, &ldap->bind_queue_tail, req);
+		else
+			DLLIST2_APPEND(&ldap->bind_queue, &ldap->bind_queue_tail, req);
+	} else {
+		if (front)
+			DLLIST2_PREPEND(&ldap->search_queue, &ldap->search_queue_tail, req);
+		else
+			DLLIST2_APPEND(&ldap->search_queue, &ldap->search_queue_tail, req);
+	}
+}
+
+static void ldap_conn_close(struct ldap_conn *conn);
+
+/* Takes the request off its connection (it was answered, or the
+   connection failed). */
+static void ldap_request_detach(struct ldap_request *req)
+{
+	struct ldap_conn *conn = req->conn;
+
+	timeout_remove(&req->to);
+	if (conn == NULL)
+		return;
+	DLLIST_REMOVE(&conn->requests, req);
+	conn->request_count--;
+	req->conn = NULL;
+	req->msgid = -1;
+	if (conn->draining && conn->request_count == 0)
+		ldap_conn_close(conn);
+}
+
+/* The request is done: its callback runs now (or, when waiting in an
+   auth-worker, once the wait is over). */
+static void
+ldap_request_finish(struct ldap_request *req, enum pop3ext_ldap_result result)
+{
+	struct pop3ext_ldap *ldap = req->ldap;
+
+	ldap_request_unqueue(req);
+	ldap_request_detach(req);
+	req->result = result;
+	req->finished = TRUE;
+	if (ldap->sync_ioloop != NULL) {
+		/* ldap_request_start() calls back once the wait is over */
+		io_loop_stop(ldap->sync_ioloop);
+		return;
+	}
+	ldap_request_callback(req);
+}
+
+/* No server is left to try. */
+static void ldap_request_fail_unanswered(struct ldap_request *req)
+{
+	e_error(req->event, "ldap: %s: no LDAP server answered (last error: %s)",
+		req->what, req->last_error == NULL ? "none" : req->last_error);
+	ldap_request_finish(req, POP3EXT_LDAP_TEMPFAIL);
+}
+
+static void ldap_conn_failed(struct ldap_conn *conn, const char *reason,
+			     bool hung);
+
+/* Puts req, which failed on a server, back at the head of its queue, with
+   what it had received forgotten. */
+static void ldap_request_retry(struct ldap_request *req, const char *reason)
+{
+	req->last_error = p_strdup(req->pool, reason);
+	if (req->type == LDAP_REQUEST_LIST) {
+		/* start again from the first page */
+		array_delete(req->users, req->users_start,
+			     array_count(req->users) - req->users_start);
+		if (req->cookie != NULL)
+			ber_bvfree(req->cookie);
+		req->cookie = NULL;
+	}
+	req->entry_count = 0;
+	req->entry = NULL;
+	req->bad_entry = FALSE;
+	ldap_request_queue(req, TRUE);
+}
+
+static void ldap_request_timeout(struct ldap_request *req)
+{
+	ldap_conn_failed(req->conn, t_strdup_printf(
+		"no answer to %s within %u ms", req->type == LDAP_REQUEST_BIND ?
+		"bind" : "search", req->ldap->set->ldap_timeout_msecs), TRUE);
+}
+
+/* -- connections ------------------------------------------------------------ */
+
+static void ldap_conn_unref(struct ldap_conn **_conn)
+{
+	struct ldap_conn *conn = *_conn;
+
+	*_conn = NULL;
+	i_assert(conn->refcount > 0);
+	if (--conn->refcount > 0)
+		return;
+	i_assert(conn->ld == NULL && conn->requests == NULL);
+	i_free(conn);
+}
+
+/* Disconnects; the requests on it must have been taken off. */
+static void ldap_conn_close(struct ldap_conn *conn)
+{
+	struct pop3ext_ldap *ldap = conn->ldap;
+
+	if (conn->ld == NULL)
+		return;
+	i_assert(conn->requests == NULL);
+	if (conn->broken)
+		io_remove_closed(&conn->io);
+	else
+		io_remove(&conn->io);
+	timeout_remove(&conn->to_bind);
+	(void)ldap_unbind_ext(conn->ld, NULL, NULL);
+	conn->ld = NULL;
+	DLLIST_REMOVE(&ldap->conns, conn);
+	if (ldap->search_conn == conn)
+		ldap->search_conn = NULL;
+	if (conn->for_bind)
+		ldap->bind_conn_count--;
+	ldap_conn_unref(&conn);
+}
+
+/* The connection broke, or a request on it got no answer in time (hung).
+   Its requests go back to the queue: to another server if this one is
+   taken for down, else (a connection closed under them) once more to the
+   same one. */
+static void
+ldap_conn_failed(struct ldap_conn *conn, const char *reason, bool hung)
+{
+	struct pop3ext_ldap *ldap = conn->ldap;
+	struct ldap_request *req, *requests = NULL, *next;
+	unsigned int server = conn->server;
+	bool mark_down = hung || !conn->ready;
+
+	conn->broken = TRUE;
+	if (conn->requests == NULL && conn->ready) {
+		/* idle, e.g. closed by the server's idle timeout */
+		e_debug(ldap->event, "ldap: %s: connection closed: %s",
+			ldap_server_uri(ldap, server), reason);
+		ldap_conn_close(conn);
+		return;
+	}
+	for (req = conn->requests; req != NULL; req = req->next) {
+		if (req->retried)
+			mark_down = TRUE;
+	}
+	while ((req = conn->requests) != NULL) {
+		conn->draining = FALSE;
+		ldap_request_detach(req);
+		DLLIST_PREPEND(&requests, req);
+	}
+	ldap_conn_close(conn);
+	if (mark_down)
+		ldap_server_mark_down(ldap, server, reason);
+	for (req = requests; req != NULL; req = next) {
+		next = req->next;
+		req->prev = req->next = NULL;
+		if (mark_down)
+			req->tried |= 1U << server;
+		else
+			req->retried = TRUE;
+		ldap_request_retry(req, reason);
+	}
+	ldap_dispatch(ldap);
+}
+
+static void ldap_conn_bind_timeout(struct ldap_conn *conn)
+{
+	ldap_conn_failed(conn, t_strdup_printf(
+		"no answer to the bind as ldap_bind_dn within %u ms",
+		conn->ldap->set->ldap_timeout_msecs), TRUE);
+}
+
+/* Connects to server idx (TCP, TLS and StartTLS wait here, up to
+   ldap_connect_timeout; the service account's bind is sent and answered
+   later). Returns the connection, or NULL with the LDAP error code and a
+   diagnostic. */
+static struct ldap_conn *
+ldap_conn_open(struct pop3ext_ldap *ldap, bool for_bind, unsigned int idx,
+	       int *rc_r, const char **diag_r)
+{
+	const struct pop3ext_auth_config *set = ldap->set;
+	const struct ldap_server *server = array_idx(&ldap->servers, idx);
+	struct ldap_conn *conn;
+	struct timeval network_tv, api_tv, io_tv;
+	bool tls = set->ldap_starttls || str_begins(server->uri, "ldaps://");
+	int rc, fd, require_cert, version = LDAP_VERSION3;
+	LDAP *ld;
+
+	rc = ldap_initialize(&ld, server->uri);
+	if (rc != LDAP_SUCCESS) {
+		*rc_r = rc;
+		*diag_r = t_strdup_printf("ldap_initialize() failed: %s",
+					  ldap_err2string(rc));
+		return NULL;
+	}
+	network_tv = msecs_to_timeval(set->ldap_connect_timeout_msecs);
+	api_tv = network_tv;
+	require_cert = ldap_require_cert(set->ldap_tls_require_cert);
+	if (ldap_set_option(ld, LDAP_OPT_PROTOCOL_VERSION, &version) != LDAP_OPT_SUCCESS ||
+	    ldap_set_option(ld, LDAP_OPT_REFERRALS, LDAP_OPT_OFF) != LDAP_OPT_SUCCESS ||
+	    ldap_set_option(ld, LDAP_OPT_RESTART, LDAP_OPT_ON) != LDAP_OPT_SUCCESS ||
+	    ldap_set_option(ld, LDAP_OPT_NETWORK_TIMEOUT, &network_tv) != LDAP_OPT_SUCCESS ||
+	    ldap_set_option(ld, LDAP_OPT_TIMEOUT, &api_tv) != LDAP_OPT_SUCCESS ||
+	    (tls && (ldap_set_option(ld, LDAP_OPT_X_TLS_REQUIRE_CERT, &require_cert) != LDAP_OPT_SUCCESS ||
+		     ldap_set_option(ld, LDAP_OPT_X_TLS_CTX, ldap->tls_ctx) != LDAP_OPT_SUCCESS))) {
+		*rc_r = LDAP_LOCAL_ERROR;
+		*diag_r = "ldap_set_option() failed";
+		(void)ldap_unbind_ext(ld, NULL, NULL);
+		return NULL;
+	}
+
+	/* connect now, so that an unreachable server shows as such */
+	rc = ldap_connect(ld);
+	if (rc == LDAP_SUCCESS && set->ldap_starttls) {
+		rc = ldap_start_tls_s(ld, NULL, NULL);
+		if (rc != LDAP_SUCCESS) {
+			/* libldap says little more than "connect error"
+			   when the handshake or certificate check fails */
+			*diag_r = t_strdup_printf("StartTLS failed: %s%s",
+				ldap_diag(ld, rc), rc != LDAP_CONNECT_ERROR ? "" :
+				ldap_tls_hint(set));
+			/* a server refusing StartTLS or failing the
+			   certificate checks can't be used */
+			*rc_r = ldap_rc_is_unavailable(rc) ? rc :
+				LDAP_CONNECT_ERROR;
+			(void)ldap_unbind_ext(ld, NULL, NULL);
+			return NULL;
+		}
+	}
+	if (rc != LDAP_SUCCESS) {
+		*rc_r = rc;
+		*diag_r = t_strdup_printf("connect failed: %s%s",
+			ldap_diag(ld, rc), !str_begins(server->uri, "ldaps://") ?
+			"" : t_strconcat(" (server down, or",
+					 ldap_tls_hint(set) + 1, NULL));
+		(void)ldap_unbind_ext(ld, NULL, NULL);
+		return NULL;
+	}
+	if (ldap_get_option(ld, LDAP_OPT_DESC, &fd) != LDAP_OPT_SUCCESS ||
+	    fd < 0) {
+		*rc_r = LDAP_LOCAL_ERROR;
+		*diag_r = "ldap_get_option(LDAP_OPT_DESC) failed";
+		(void)ldap_unbind_ext(ld, NULL, NULL);
+		return NULL;
+	}
+	/* libldap reads and writes a whole message at a time: never let a
+	   server that stalls mid-message hold the process for longer than
+	   an operation may take */
+	io_tv = msecs_to_timeval(set->ldap_timeout_msecs);
+	(void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &io_tv, sizeof(io_tv));
+	(void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &io_tv, sizeof(io_tv));
+
+	conn = i_new(struct ldap_conn, 1);
+	conn->refcount = 1;
+	conn->ldap = ldap;
+	conn->for_bind = for_bind;
+	conn->server = idx;
+	conn->ld = ld;
+	conn->bind_msgid = -1;
+	conn->io = io_add(fd, IO_READ, ldap_conn_input, conn);
+	DLLIST_PREPEND(&ldap->conns, conn);
+	if (for_bind)
+		ldap->bind_conn_count++;
+
+	if (for_bind || set->ldap_bind_dn[0] == '\0') {
+		conn->ready = TRUE;
+	} else {
+		struct berval cred;
+
+		cred.bv_val = (char *)set->ldap_bind_password;
+		cred.bv_len = strlen(set->ldap_bind_password);
+		rc = ldap_sasl_bind(ld, set->ldap_bind_dn, LDAP_SASL_SIMPLE,
+				    &cred, NULL, NULL, &conn->bind_msgid);
+		if (rc != LDAP_SUCCESS) {
+			*rc_r = rc;
+			*diag_r = t_strdup_printf(
+				"bind as ldap_bind_dn=%s failed: %s",
+				set->ldap_bind_dn, ldap_diag(ld, rc));
+			conn->broken = TRUE;
+			ldap_conn_close(conn);
+			return NULL;
+		}
+		conn->to_bind = timeout_add(set->ldap_timeout_msecs,
+					    ldap_conn_bind_timeout, conn);
+	}
+	*rc_r = LDAP_SUCCESS;
+	return conn;
+}
+
+/* A new connection for req to server idx. Returns it, or NULL when it
+   can't be had: the server is then marked down and req will try another,
+   or (a configuration error) req is finished. */
+static struct ldap_conn *
+ldap_conn_open_for(struct pop3ext_ldap *ldap, struct ldap_request *req,
+		   bool for_bind, unsigned int idx)
+{
+	struct ldap_conn *conn;
+	const char *diag;
+	int rc;
+
+	conn = ldap_conn_open(ldap, for_bind, idx, &rc, &diag);
+	if (conn != NULL)
+		return conn;
+	if (ldap_rc_is_unavailable(rc)) {
+		ldap_server_mark_down(ldap, idx, diag);
+		req->tried |= 1U << idx;
+		req->last_error = p_strdup(req->pool, diag);
+	} else {
+		/* the server answered, but not as configured: not a reason
+		   to fail over */
+		e_error(req->event, "ldap: %s: %s",
+			ldap_server_uri(ldap, idx), diag);
+		ldap_request_finish(req, POP3EXT_LDAP_TEMPFAIL);
+	}
+	return NULL;
+}
+
+/* The result code of an answer (freed) and a diagnostic for logs;
+   ctrls_r (optional) gets its controls. */
+static int ldap_parse_answer(LDAP *ld, LDAPMessage *msg,
+			     LDAPControl ***ctrls_r, const char **diag_r)
+{
+	char *errmsg = NULL;
+	int rc, err;
+
+	rc = ldap_parse_result(ld, msg, &err, NULL, &errmsg, NULL, ctrls_r, 1);
+	if (rc != LDAP_SUCCESS)
+		err = rc;
+	*diag_r = errmsg == NULL || errmsg[0] == '\0' ? ldap_err2string(err) :
+		t_strdup_printf("%s (%s)", ldap_err2string(err),
+				str_sanitize(errmsg, 256));
+	if (errmsg != NULL)
+		ldap_memfree(errmsg);
+	return err;
+}
+
+/* The answer to the service account's bind. */
+static void ldap_conn_bound(struct ldap_conn *conn, LDAPMessage *msg)
+{
+	struct pop3ext_ldap *ldap = conn->ldap;
+	struct ldap_request *req;
+	const char *diag;
+	int err;
+
+	timeout_remove(&conn->to_bind);
+	conn->bind_msgid = -1;
+	err = ldap_parse_answer(conn->ld, msg, NULL, &diag);
+	diag = t_strdup_printf("bind as ldap_bind_dn=%s failed: %s",
+			       ldap->set->ldap_bind_dn, diag);
+	if (err == LDAP_SUCCESS) {
+		conn->ready = TRUE;
+	} else if (ldap_rc_is_unavailable(err)) {
+		ldap_conn_failed(conn, diag, TRUE);
+	} else {
+		/* a configuration error, not a server to fail over from:
+		   the searches waiting for this connection fail */
+		e_error(ldap->event, "ldap: %s: %s",
+			ldap_server_uri(ldap, conn->server), diag);
+		ldap_conn_close(conn);
+		while ((req = ldap->search_queue) != NULL)
+			ldap_request_finish(req, POP3EXT_LDAP_TEMPFAIL);
+	}
+}
+
+/* -- sending ---------------------------------------------------------------- */
+
+static int ldap_request_send_search(struct ldap_conn *conn,
+				    struct ldap_request *req)
+{
+	struct timeval timelimit;
+	LDAPControl *page = NULL, *sctrls[2] = { NULL, NULL };
+	int rc;
+
+	if (req->type == LDAP_REQUEST_LIST) {
+		rc = ldap_create_page_control(conn->ld, LDAP_LIST_PAGE_SIZE,
+					      req->cookie, 0, &page);
+		if (rc != LDAP_SUCCESS)
+			return rc;
+		sctrls[0] = page;
+	}
+	/* the server's own limit, in whole seconds */
+	timelimit.tv_sec = (req->ldap->set->ldap_timeout_msecs + 999) / 1000;
+	timelimit.tv_usec = 0;
+	rc = ldap_search_ext(conn->ld, req->base, req->scope, req->filter,
+			     req->attrs, 0, page == NULL ? NULL : sctrls, NULL,
+			     &timelimit, req->sizelimit, &req->msgid);
+	if (page != NULL)
+		ldap_control_free(page);
+	return rc;
+}
+
+static int ldap_request_send_bind(struct ldap_conn *conn,
+				  struct ldap_request *req)
+{
+	LDAPControl *ppolicy = NULL, *sctrls[2] = { NULL, NULL };
+	struct berval cred;
+	int rc;
+
+	/* ask for the password policy's verdict (ignored by servers without
+	   it) */
+	if (ldap_create_passwordpolicy_control(conn->ld, &ppolicy) ==
+	    LDAP_SUCCESS)
+		sctrls[0] = ppolicy;
+	cred.bv_val = req->password;
+	cred.bv_len = strlen(req->password);
+	rc = ldap_sasl_bind(conn->ld, req->dn, LDAP_SASL_SIMPLE, &cred,
+			    ppolicy == NULL ? NULL : sctrls, NULL, &req->msgid);
+	if (ppolicy != NULL)
+		ldap_control_free(ppolicy);
+	return rc;
+}
+
+/* Sends req on conn. */
+static void ldap_request_send(struct ldap_conn *conn, struct ldap_request *req)
+{
+	int rc;
+
+	ldap_request_unqueue(req);
+	rc = req->type == LDAP_REQUEST_BIND ?
+		ldap_request_send_bind(conn, req) :
+		ldap_request_send_search(conn, req);
+	req->conn = conn;
+	DLLIST_PREPEND(&conn->requests, req);
+	conn->request_count++;
+	if (rc == LDAP_SUCCESS) {
+		req->to = timeout_add(req->ldap->set->ldap_timeout_msecs,
+				      ldap_request_timeout, req);
+		return;
+	}
+	if (ldap_rc_is_unavailable(rc)) {
+		/* the connection is gone: as if it broke under the request */
+		ldap_conn_failed(conn, ldap_diag(conn->ld, rc), FALSE);
+		return;
+	}
+	e_error(req->event, "ldap: %s (base=%s filter=%s) failed: %s",
+		req->what, req->base == NULL ? "" : req->base,
+		req->filter == NULL ? "" : str_sanitize(req->filter, 256),
+		ldap_diag(conn->ld, rc));
+	ldap_request_finish(req, POP3EXT_LDAP_TEMPFAIL);
+}
+
+/* -- dispatching ------------------------------------------------------------ */
+
+/* Sends what waits in the search queue over the search connection. */
+static void ldap_dispatch_searches(struct pop3ext_ldap *ldap)
+{
+	struct ldap_request *req;
+	struct ldap_conn *conn;
+	int idx;
+
+	while ((req = ldap->search_queue) != NULL) {
+		idx = ldap_pick_server(ldap, req);
+		if (idx < 0) {
+			ldap_request_fail_unanswered(req);
+			continue;
+		}
+		conn = ldap->search_conn;
+		if (conn != NULL && conn->server != (unsigned int)idx) {
+			/* a better server (or the one req hasn't tried):
+			   move there; the old connection finishes what it
+			   has */
+			ldap->search_conn = NULL;
+			if (conn->requests == NULL)
+				ldap_conn_close(conn);
+			else
+				conn->draining = TRUE;
+			conn = NULL;
+		}
+		if (conn == NULL) {
+			conn = ldap_conn_open_for(ldap, req, FALSE, idx);
+			if (conn == NULL)
+				continue;
+			ldap->search_conn = conn;
+		}
+		if (!conn->ready)
+			break;
+		ldap_request_send(conn, req);
+	}
+}
+
+/* Sends what waits in the bind queue over free bind connections. */
+static void ldap_dispatch_binds(struct pop3ext_ldap *ldap)
+{
+	struct ldap_request *req;
+	struct ldap_conn *conn, *free_conn;
+	int idx;
+
+	while ((req = ldap->bind_queue) != NULL) {
+		idx = ldap_pick_server(ldap, req);
+		if (idx < 0) {
+			ldap_request_fail_unanswered(req);
+			continue;
+		}
+		conn = free_conn = NULL;
+		for (struct ldap_conn *c = ldap->conns; c != NULL; c = c->next) {
+			if (!c->for_bind || c->requests != NULL)
+				continue;
+			if (c->server == (unsigned int)idx) {
+				conn = c;
+				break;
+			}
+			free_conn = c;
+		}
+		if (conn == NULL) {
+			if (free_conn != NULL)
+				ldap_conn_close(free_conn);
+			else if (ldap->bind_conn_count >=
+				 ldap->set->ldap_bind_connections)
+				break;
+			conn = ldap_conn_open_for(ldap, req, TRUE, idx);
+			if (conn == NULL)
+				continue;
+		}
+		ldap_request_send(conn, req);
+	}
+}
+
+static void ldap_dispatch(struct pop3ext_ldap *ldap)
+{
+	if (ldap->dispatching) {
+		ldap->dispatch_again = TRUE;
+		return;
+	}
+	ldap->dispatching = TRUE;
+	do {
+		ldap->dispatch_again = FALSE;
+		T_BEGIN {
+			ldap_dispatch_searches(ldap);
+			ldap_dispatch_binds(ldap);
+		} T_END;
+	} while (ldap->dispatch_again);
+	ldap->dispatching = FALSE;
+}
+
+/* -- answers ---------------------------------------------------------------- */
+
+static bool value_is_clean(const struct berval *bv)
+{
+	ber_len_t i;
+
+	for (i = 0; i < bv->bv_len; i++) {
+		unsigned char c = (unsigned char)bv->bv_val[i];
+
+		if (c < 0x20 || c == 0x7f)
+			return FALSE;
+	}
+	return TRUE;
+}
+
+/* Copies the wanted attributes of entry. Returns -1 (logged) when a value
+   cannot be a userdb field. */
+static int
+ldap_entry_read(struct pop3ext_ldap *ldap, struct event *event, LDAP *ld,
+		LDAPMessage *msg, pool_t pool,
+		struct pop3ext_ldap_entry **entry_r)
+{
+	struct pop3ext_ldap_entry *entry;
+	struct pop3ext_ldap_attribute *attr;
+	struct berval **vals;
+	char *dn, **name;
+	unsigned int i;
+
+	entry = p_new(pool, struct pop3ext_ldap_entry, 1);
+	dn = ldap_get_dn(ld, msg);
+	entry->dn = p_strdup(pool, dn == NULL ? "" : dn);
+	if (dn != NULL)
+		ldap_memfree(dn);
+	p_array_init(&entry->attributes, pool, 8);
+	for (name = ldap->entry_attrs; *name != NULL; name++) {
+		vals = ldap_get_values_len(ld, msg, *name);
+		if (vals == NULL)
+			continue;
+		attr = array_append_space(&entry->attributes);
+		attr->name = *name;
+		p_array_init(&attr->values, pool, 2);
+		for (i = 0; vals[i] != NULL; i++) {
+			const char *value;
+
+			if (!value_is_clean(vals[i])) {
+				e_error(event, "ldap: %s of %s has a value with "
+					"control characters",
+					*name, str_sanitize(entry->dn, 256));
+				ldap_value_free_len(vals);
+				return -1;
+			}
+			value = p_strndup(pool, vals[i]->bv_val,
+					  vals[i]->bv_len);
+			array_push_back(&attr->values, &value);
+		}
+		ldap_value_free_len(vals);
+	}
+	*entry_r = entry;
+	return 0;
+}
+
+static void ldap_list_entry(struct ldap_request *req, LDAP *ld,
+			    LDAPMessage *msg)
+{
+	struct berval **vals = ldap_get_values_len(ld, msg, req->attrs[0]);
+	unsigned int i;
+
+	for (i = 0; vals != NULL && vals[i] != NULL; i++) {
+		const char *user;
+
+		if (!value_is_clean(vals[i]) || vals[i]->bv_len == 0)
+			continue;
+		user = p_strndup(req->result_pool, vals[i]->bv_val,
+				 vals[i]->bv_len);
+		array_push_back(req->users, &user);
+	}
+	if (vals != NULL)
+		ldap_value_free_len(vals);
+}
+
+/* The cookie for the next page, or NULL when this was the last. */
+static struct berval *ldap_next_page(LDAP *ld, LDAPControl **ctrls)
+{
+	LDAPControl *resp;
+	struct berval c = { 0, NULL }, *cookie = NULL;
+	ber_int_t count;
+
+	if (ctrls == NULL)
+		return NULL;
+	resp = ldap_control_find(LDAP_CONTROL_PAGEDRESULTS, ctrls, NULL);
+	if (resp != NULL &&
+	    ldap_parse_pageresponse_control(ld, resp, &count, &c) ==
+	    LDAP_SUCCESS && c.bv_len > 0)
+		cookie = ber_bvdup(&c);
+	if (c.bv_val != NULL)
+		ldap_memfree(c.bv_val);
+	return cookie;
+}
+
+static enum pop3ext_ldap_result
+ldap_search_result(struct ldap_request *req, int err, const char *diag)
+{
+	if (err == LDAP_NO_SUCH_OBJECT && req->scope == LDAP_SCOPE_BASE) {
+		/* the DN (from ldap_user_dn_template) has no entry */
+		return POP3EXT_LDAP_NOT_FOUND;
+	}
+	if (err != LDAP_SUCCESS && err != LDAP_SIZELIMIT_EXCEEDED) {
+		e_error(req->event, "ldap: %s (base=%s filter=%s) failed: %s",
+			req->what, req->base, str_sanitize(req->filter, 256),
+			diag);
+		return POP3EXT_LDAP_TEMPFAIL;
+	}
+	if (req->entry_count == 0)
+		return POP3EXT_LDAP_NOT_FOUND;
+	if (req->entry_count > 1 || err == LDAP_SIZELIMIT_EXCEEDED) {
+		e_error(req->event, "ldap: %s: filter %s matches more than one "
+			"entry under %s", req->what,
+			str_sanitize(req->filter, 256), req->base);
+		return POP3EXT_LDAP_TEMPFAIL;
+	}
+	return req->bad_entry ? POP3EXT_LDAP_TEMPFAIL : POP3EXT_LDAP_OK;
+}
+
+static enum pop3ext_ldap_result
+ldap_bind_result(struct ldap_request *req, int err, const char *diag)
+{
+	const char *dn = str_sanitize(req->dn, 256);
+
+	if (req->expired) {
+		e_info(req->event, "ldap: password of %s has expired or must "
+		       "be changed (password policy)", dn);
+		return POP3EXT_LDAP_PASSWORD_EXPIRED;
+	}
+	if (req->locked) {
+		e_info(req->event, "ldap: account %s is locked (password "
+		       "policy)", dn);
+		return POP3EXT_LDAP_ACCOUNT_LOCKED;
+	}
+	switch (err) {
+	case LDAP_SUCCESS:
+		return POP3EXT_LDAP_OK;
+	case LDAP_INVALID_CREDENTIALS:
+		return POP3EXT_LDAP_INVALID_CREDENTIALS;
+	case LDAP_INVALID_DN_SYNTAX:
+		/* not a DN: nobody can have that password */
+		e_info(req->event, "ldap: user bind: %s is not a DN: %s",
+		       dn, diag);
+		return POP3EXT_LDAP_INVALID_CREDENTIALS;
+	default:
+		e_error(req->event, "ldap: user bind as %s failed: %s",
+			dn, diag);
+		return POP3EXT_LDAP_TEMPFAIL;
+	}
+}
+
+static void ldap_bind_ppolicy(struct ldap_request *req, LDAP *ld,
+			      LDAPControl **ctrls)
+{
+	LDAPControl *resp;
+	LDAPPasswordPolicyError pperr;
+	ber_int_t expire, grace;
+
+	if (ctrls == NULL)
+		return;
+	resp = ldap_control_find(LDAP_CONTROL_PASSWORDPOLICYRESPONSE, ctrls,
+				 NULL);
+	if (resp == NULL ||
+	    ldap_parse_passwordpolicy_control(ld, resp, &expire, &grace,
+					      &pperr) != LDAP_SUCCESS)
+		return;
+	if (pperr == PP_passwordExpired || pperr == PP_changeAfterReset)
+		req->expired = TRUE;
+	else if (pperr == PP_accountLocked)
+		req->locked = TRUE;
+}
+
+/* The final answer to req (a search's result or a bind's). */
+static void ldap_request_answered(struct ldap_conn *conn,
+				  struct ldap_request *req, LDAPMessage *msg)
+{
+	struct pop3ext_ldap *ldap = conn->ldap;
+	LDAPControl **ctrls = NULL;
+	const char *diag;
+	int err;
+
+	err = ldap_parse_answer(conn->ld, msg, &ctrls, &diag);
+
+	if (ldap_rc_is_unavailable(err)) {
+		/* busy or unavailable: try the next server */
+		unsigned int server = conn->server;
+
+		if (ctrls != NULL)
+			ldap_controls_free(ctrls);
+		ldap_request_detach(req);
+		ldap_server_mark_down(ldap, server, diag);
+		req->tried |= 1U << server;
+		ldap_request_retry(req, diag);
+		return;
+	}
+	ldap_server_answered(ldap, conn->server);
+
+	switch (req->type) {
+	case LDAP_REQUEST_SEARCH:
+		if (ctrls != NULL)
+			ldap_controls_free(ctrls);
+		ldap_request_finish(req, ldap_search_result(req, err, diag));
+		break;
+	case LDAP_REQUEST_LIST:
+		if (req->cookie != NULL)
+			ber_bvfree(req->cookie);
+		req->cookie = err != LDAP_SUCCESS ? NULL :
+			ldap_next_page(conn->ld, ctrls);
+		if (ctrls != NULL)
+			ldap_controls_free(ctrls);
+		if (err != LDAP_SUCCESS) {
+			e_error(req->event, "ldap: user listing (base=%s "
+				"filter=%s) failed: %s", req->base, req->filter,
+				diag);
+			ldap_request_finish(req, POP3EXT_LDAP_TEMPFAIL);
+		} else if (req->cookie == NULL) {
+			ldap_request_finish(req, POP3EXT_LDAP_OK);
+		} else {
+			/* the next page, on the same connection (the cookie
+			   is only good there), even if it is draining */
+			bool draining = conn->draining;
+
+			conn->draining = FALSE;
+			ldap_request_detach(req);
+			ldap_request_send(conn, req);
+			if (conn->ld != NULL)
+				conn->draining = draining;
+		}
+		break;
+	case LDAP_REQUEST_BIND:
+		ldap_bind_ppolicy(req, conn->ld, ctrls);
+		if (ctrls != NULL)
+			ldap_controls_free(ctrls);
+		ldap_request_finish(req, ldap_bind_result(req, err, diag));
+		break;
+	}
+}
+
+static void ldap_conn_message(struct ldap_conn *conn, LDAPMessage *msg)
+{
+	struct pop3ext_ldap *ldap = conn->ldap;
+	struct ldap_request *req;
+	int msgid = ldap_msgid(msg), type = ldap_msgtype(msg);
+
+	if (msgid == conn->bind_msgid && type == LDAP_RES_BIND) {
+		ldap_conn_bound(conn, msg);
+		return;
+	}
+	for (req = conn->requests; req != NULL; req = req->next) {
+		if (req->msgid == msgid)
+			break;
+	}
+	if (req == NULL) {
+		/* e.g. the late answer to an abandoned request */
+		ldap_msgfree(msg);
+		return;
+	}
+	switch (type) {
+	case LDAP_RES_SEARCH_ENTRY:
+		if (req->type == LDAP_REQUEST_LIST)
+			ldap_list_entry(req, conn->ld, msg);
+		else if (++req->entry_count == 1 &&
+			 ldap_entry_read(ldap, req->event, conn->ld, msg,
+					 req->result_pool, &req->entry) < 0)
+			req->bad_entry = TRUE;
+		ldap_msgfree(msg);
+		break;
+	case LDAP_RES_SEARCH_RESULT:
+	case LDAP_RES_BIND:
+		ldap_request_answered(conn, req, msg);
+		break;
+	default:
+		/* references, intermediate responses */
+		ldap_msgfree(msg);
+		break;
+	}
+}
+
+static void ldap_conn_input(struct ldap_conn *conn)
+{
+	struct pop3ext_ldap *ldap = conn->ldap;
+	struct timeval tv = { 0, 0 };
+	LDAPMessage *msg;
+	int ret, rc;
+
+	conn->refcount++;
+	while (conn->ld != NULL) {
+		ret = ldap_result(conn->ld, LDAP_RES_ANY, LDAP_MSG_ONE, &tv, &msg);
+		if (ret == 0)
+			break;
+		if (ret < 0) {
+			(void)ldap_get_option(conn->ld, LDAP_OPT_RESULT_CODE, &rc);
+			if (rc == LDAP_SUCCESS)
+				rc = LDAP_SERVER_DOWN;
+			T_BEGIN {
+				ldap_conn_failed(conn, ldap_diag(conn->ld, rc),
+						 FALSE);
+			} T_END;
+			break;
+		}
+		T_BEGIN {
+			ldap_conn_message(conn, msg);
+		} T_END;
+	}
+	ldap_conn_unref(&conn);
+	ldap_dispatch(ldap);
+}
+
+/* -- starting operations ---------------------------------------------------- */
+
+static void ldap_move_ios(struct pop3ext_ldap *ldap, struct ioloop *ioloop)
+{
+	struct ldap_conn *conn;
+
+	for (conn = ldap->conns; conn != NULL; conn = conn->next) {
+		if (conn->io != NULL)
+			conn->io = io_loop_move_io_to(ioloop, &conn->io);
+		if (conn->to_bind != NULL) {
+			conn->to_bind = io_loop_move_timeout_to(ioloop,
+							&conn->to_bind);
+		}
+	}
+}
+
+static void ldap_request_start(struct ldap_request *req)
+{
+	struct pop3ext_ldap *ldap = req->ldap;
+	struct ioloop *prev_ioloop = current_ioloop;
+
+	ldap_request_queue(req, FALSE);
+	if (!ldap->sync) {
+		ldap_dispatch(ldap);
+		return;
+	}
+
+	/* an auth-worker: wait for the answer here */
+	i_assert(ldap->sync_ioloop == NULL);
+	ldap->sync_ioloop = io_loop_create();
+	ldap_move_ios(ldap, ldap->sync_ioloop);
+	ldap_dispatch(ldap);
+	while (!req->finished)
+		io_loop_run(ldap->sync_ioloop);
+	ldap_move_ios(ldap, prev_ioloop);
+	io_loop_destroy(&ldap->sync_ioloop);
+	ldap_request_callback(req);
+}
+
+static struct ldap_request *
+ldap_request_new(struct pop3ext_ldap *ldap, enum ldap_request_type type,
+		 struct event *event, const char *what)
+{
+	struct ldap_request *req;
+	pool_t pool;
+
+	pool = pool_alloconly_create("pop3ext ldap request", 512);
+	req = p_new(pool, struct ldap_request, 1);
+	req->pool = pool;
+	req->ldap = ldap;
+	req->type = type;
+	req->event = event;
+	event_ref(event);
+	req->what = what;
+	req->msgid = -1;
+	return req;
+}
+
+/* A search for one entry, with the configured attributes. */
+static void
+ldap_entry_search(struct pop3ext_ldap *ldap, struct event *event,
+		  const char *what, const char *base, int scope,
+		  const char *filter, pool_t pool,
+		  pop3ext_ldap_entry_callback_t *callback, void *context)
+{
+	struct ldap_request *req;
+
+	req = ldap_request_new(ldap, LDAP_REQUEST_SEARCH, event, what);
+	req->base = p_strdup(req->pool, base);
+	req->scope = scope;
+	req->filter = p_strdup(req->pool, filter);
+	req->attrs = ldap->entry_attrs;
+	/* two tell us that the filter is ambiguous */
+	req->sizelimit = 2;
+	req->result_pool = pool;
+	req->entry_callback = callback;
+	req->context = context;
+	ldap_request_start(req);
+}
+
+void pop3ext_ldap_find_user(struct pop3ext_ldap *ldap, struct event *event,
+			    pool_t pool, const char *user, const char *service,
+			    pop3ext_ldap_entry_callback_t *callback,
+			    void *context)
+{
+	ldap_entry_search(ldap, event, "user search", ldap->set->ldap_base,
+			  ldap_scope(ldap->set->ldap_scope),
+			  pop3ext_auth_template_expand(
+				ldap->set->ldap_user_filter, user, service,
+				pop3ext_ldap_escape_filter),
+			  pool, callback, context);
+}
+
+void pop3ext_ldap_read_entry(struct pop3ext_ldap *ldap, struct event *event,
+			     pool_t pool, const char *dn,
+			     pop3ext_ldap_entry_callback_t *callback,
+			     void *context)
+{
+	ldap_entry_search(ldap, event, "entry read", dn, LDAP_SCOPE_BASE,
+			  "(objectClass=*)", pool, callback, context);
+}
+
+void pop3ext_ldap_bind_user(struct pop3ext_ldap *ldap, struct event *event,
+			    const char *dn, const char *password,
+			    pop3ext_ldap_callback_t *callback, void *context)
+{
+	struct ldap_request *req;
+
+	/* an empty password would be an unauthenticated bind (RFC 4513
+	   5.1.2), which servers answer with success */
+	if (password[0] == '\0' || dn[0] == '\0') {
+		callback(POP3EXT_LDAP_INVALID_CREDENTIALS, context);
+		return;
+	}
+	req = ldap_request_new(ldap, LDAP_REQUEST_BIND, event, "user bind");
+	req->dn = p_strdup(req->pool, dn);
+	req->password = p_strdup(req->pool, password);
+	req->callback = callback;
+	req->context = context;
+	ldap_request_start(req);
+}
+
+void pop3ext_ldap_list_users(struct pop3ext_ldap *ldap, struct event *event,
+			     pool_t pool, ARRAY_TYPE(const_string) *users,
+			     pop3ext_ldap_callback_t *callback, void *context)
+{
+	struct ldap_request *req;
+
+	req = ldap_request_new(ldap, LDAP_REQUEST_LIST, event, "user listing");
+	req->base = ldap->set->ldap_base;
+	req->scope = ldap_scope(ldap->set->ldap_scope);
+	req->filter = ldap->set->ldap_iterate_filter;
+	req->attrs = p_new(req->pool, char *, 2);
+	req->attrs[0] = (char *)ldap->set->ldap_username_attribute;
+	req->result_pool = pool;
+	req->users = users;
+	req->users_start = array_count(users);
+	req->callback = callback;
+	req->context = context;
+	ldap_request_start(req);
+}
+
+/* -- setup ------------------------------------------------------------------ */
+
+const ARRAY_TYPE(const_string) *
+pop3ext_ldap_entry_values(const struct pop3ext_ldap_entry *entry,
+			  const char *name)
+{
+	const struct pop3ext_ldap_attribute *attr;
+
+	array_foreach(&entry->attributes, attr) {
+		if (strcasecmp(attr->name, name) == 0)
+			return &attr->values;
+	}
+	return NULL;
+}
+
+static void entry_attrs_add(ARRAY_TYPE(const_string) *attrs, const char *name)
+{
+	const char *existing;
+
+	if (name[0] == '\0')
+		return;
+	array_foreach_elem(attrs, existing) {
+		if (strcasecmp(existing, name) == 0)
+			return;
+	}
+	array_push_back(attrs, &name);
+}
+
+/* The TLS context (CA, client certificate and key) for every connection,
+   read now, while the process may still read root-only files. */
+static int ldap_tls_init(struct pop3ext_ldap *ldap, const char **error_r)
+{
+	const struct pop3ext_auth_config *set = ldap->set;
+	const char *uri = array_idx_elem(&set->ldap_uris, 0);
+	int require_cert, zero = 0;
+	LDAP *ld;
+
+	if (ldap_initialize(&ld, uri) != LDAP_SUCCESS) {
+		*error_r = t_strdup_printf("ldap_initialize(%s) failed", uri);
+		return -1;
+	}
+	ldap->tls_template = ld;
+	require_cert = ldap_require_cert(set->ldap_tls_require_cert);
+	if (ldap_set_option(ld, LDAP_OPT_X_TLS_REQUIRE_CERT, &require_cert) !=
+	    LDAP_OPT_SUCCESS ||
+	    (set->ldap_tls_ca_file[0] != '\0' &&
+	     ldap_set_option(ld, LDAP_OPT_X_TLS_CACERTFILE,
+			     set->ldap_tls_ca_file) != LDAP_OPT_SUCCESS) ||
+	    (set->ldap_tls_cert_file[0] != '\0' &&
+	     (ldap_set_option(ld, LDAP_OPT_X_TLS_CERTFILE,
+			      set->ldap_tls_cert_file) != LDAP_OPT_SUCCESS ||
+	      ldap_set_option(ld, LDAP_OPT_X_TLS_KEYFILE,
+			      set->ldap_tls_key_file) != LDAP_OPT_SUCCESS)) ||
+	    ldap_set_option(ld, LDAP_OPT_X_TLS_NEWCTX, &zero) !=
+	    LDAP_OPT_SUCCESS ||
+	    ldap_get_option(ld, LDAP_OPT_X_TLS_CTX, &ldap->tls_ctx) !=
+	    LDAP_OPT_SUCCESS || ldap->tls_ctx == NULL) {
+		*error_r = t_strdup_printf(
+			"ldap_tls_ca_file=%s ldap_tls_cert_file=%s "
+			"ldap_tls_key_file=%s: cannot set up TLS: %s",
+			set->ldap_tls_ca_file, set->ldap_tls_cert_file,
+			set->ldap_tls_key_file,
+			ldap_diag(ld, LDAP_LOCAL_ERROR));
+		return -1;
+	}
+	return 0;
+}
+
+struct pop3ext_ldap *pop3ext_ldap_init(const struct pop3ext_auth_config *set,
+				       bool sync, const char **error_r)
+{
+	struct pop3ext_ldap *ldap;
+	const struct pop3ext_auth_field_map *map;
+	ARRAY_TYPE(const_string) attrs;
+	const char *uri, *none = LDAP_NO_ATTRS;
+	bool tls = set->ldap_starttls;
+	pool_t pool;
+
+	i_assert(array_count(&set->ldap_uris) <= LDAP_MAX_SERVERS);
+
+	pool = pool_alloconly_create("pop3ext ldap", 1024);
+	ldap = p_new(pool, struct pop3ext_ldap, 1);
+	ldap->pool = pool;
+	ldap->set = set;
+	ldap->sync = sync;
+	ldap->active_server = -1;
+	ldap->event = event_create(NULL);
+	event_set_append_log_prefix(ldap->event, "pop3ext: ");
+	p_array_init(&ldap->servers, pool, array_count(&set->ldap_uris));
+	array_foreach_elem(&set->ldap_uris, uri) {
+		struct ldap_server *server = array_append_space(&ldap->servers);
+		server->uri = uri;
+		if (str_begins(uri, "ldaps://"))
+			tls = TRUE;
+	}
+
+	p_array_init(&attrs, pool, 16);
+	array_foreach(&set->ldap_fields, map)
+		entry_attrs_add(&attrs, map->attribute);
+	entry_attrs_add(&attrs, set->ldap_pop3_enabled_attribute);
+	entry_attrs_add(&attrs, set->ldap_allow_nets_attribute);
+	entry_attrs_add(&attrs, set->ldap_username_attribute);
+	if (array_count(&attrs) == 0)
+		array_push_back(&attrs, &none);
+	array_append_zero(&attrs);
+	ldap->entry_attrs = (char **)array_front_modifiable(&attrs);
+
+	if (tls && ldap_tls_init(ldap, error_r) < 0) {
+		pop3ext_ldap_deinit(&ldap);
+		return NULL;
+	}
+	return ldap;
+}
+
+void pop3ext_ldap_deinit(struct pop3ext_ldap **_ldap)
+{
+	struct pop3ext_ldap *ldap = *_ldap;
+	struct ldap_request *req;
+	struct ldap_conn *conn;
+
+	if (ldap == NULL)
+		return;
+	*_ldap = NULL;
+	/* pending requests end: Dovecot is stopping */
+	while ((req = ldap->search_queue) != NULL ||
+	       (req = ldap->bind_queue) != NULL)
+		ldap_request_finish(req, POP3EXT_LDAP_TEMPFAIL);
+	for (conn = ldap->conns; conn != NULL; conn = conn->next)
+		conn->draining = FALSE;
+	for (conn = ldap->conns; conn != NULL; conn = conn->next) {
+		while ((req = conn->requests) != NULL)
+			ldap_request_finish(req, POP3EXT_LDAP_TEMPFAIL);
+	}
+	while (ldap->conns != NULL)
+		ldap_conn_close(ldap->conns);
+	if (ldap->tls_template != NULL)
+		(void)ldap_unbind_ext(ldap->tls_template, NULL, NULL);
+	event_unref(&ldap->event);
+	pool_unref(&ldap->pool);
+}

@@ -1,0 +1,114 @@
+"""Site hooks: the worked example (auth/examples/pop3ext_site_example.c)
+allows, denies with a logged reason, temp-fails and adds fields; a missing
+or wrong-ABI module stops auth start-up with a clear error."""
+
+import os
+import shutil
+
+from authtest import (AuthTestCase, AUTH_FAILED, ldap_conf, pop3_login,
+                      auth_login, userdb_fields, assert_clean_log)
+from pop3ext_harness import env
+
+OK = b"+OK Logged in."
+USERS = {"alice": {"password": "alice-pw",
+                   "attrs": {"pop3extOnDele": "hide"}},
+         "bob": {"password": "bob-pw"}}
+
+
+class SiteHookTest(AuthTestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.hook_dir = os.path.join(self.workdir, "site")
+        os.makedirs(self.hook_dir)
+        for name in ("pop3ext_site_example", "pop3ext_site_wrong_abi"):
+            shutil.copy(env.built("auth/.libs/%s.so" % name), self.hook_dir)
+        self.s = self.slapd(users=USERS)
+
+    def hook_dovecot(self, *hook_lines, **kw):
+        conf = ldap_conf([self.s], site_hook_dir=self.hook_dir)
+        text = "".join("%s = %s\n" % kv for kv in conf.items())
+        text += "".join("site_hook = %s\n" % h for h in hook_lines)
+        return self.auth_dovecot(self.write_conf(text), **kw), \
+            text.count("\n")
+
+    def test_example_allows_denies_tempfails_and_adds_fields(self):
+        deny = os.path.join(self.workdir, "blocked")
+        maint = os.path.join(self.workdir, "maintenance")
+        with open(deny, "w") as f:
+            f.write("# blocked users\nbob\n")
+        d, _ = self.hook_dovecot(
+            "example deny_file=%s maintenance_file=%s "
+            "field=userdb_pop3ext_audit=yes field=userdb_site=example"
+            % (deny, maint))
+        # allowed, with the hook's fields next to the directory's
+        self.assertEqual(pop3_login(d, "alice", "alice-pw"), OK)
+        code, out = auth_login(d, "alice", "alice-pw")
+        self.assertEqual(code, 0, out)
+        fields = userdb_fields(out)
+        self.assertEqual(fields["pop3ext_audit"], "yes")
+        self.assertEqual(fields["site"], "example")
+        self.assertEqual(fields["pop3ext_on_dele"], "hide")
+
+        # denied: the client sees the generic answer, the log the reason
+        self.assertEqual(pop3_login(d, "bob", "bob-pw"), AUTH_FAILED)
+        log = d.wait_log("site hook example denied the login: user bob "
+                         "is listed in %s (pop3 login from 127.0.0.1)" % deny)
+        self.assertNotIn(b"listed", pop3_login(d, "bob", "bob-pw"))
+        # a wrong password never reaches the hook
+        self.assertEqual(pop3_login(d, "bob", "wrong"), AUTH_FAILED)
+        self.assertEqual(log.count("site hook example denied"), 1)
+
+        # maintenance: everybody gets a temporary failure
+        open(maint, "w").close()
+        self.assert_tempfail(pop3_login(d, "alice", "alice-pw"))
+        self.assertIn("site hook example failed the login temporarily: "
+                      "maintenance: logins are paused", d.log())
+        os.unlink(maint)
+        self.assertEqual(pop3_login(d, "alice", "alice-pw"), OK)
+        assert_clean_log(self, d)
+
+    def test_hooks_run_in_order_and_see_the_request(self):
+        # deny_insecure: these test connections have no TLS (Dovecot calls
+        # loopback "secured", so use doveadm without a TLS flag instead)
+        d, _ = self.hook_dovecot("example field=userdb_first=1",
+                                 "example deny_insecure=yes")
+        code, out = auth_login(d, "alice", "alice-pw")
+        self.assertNotEqual(code, 0, out)
+        d.wait_log("site hook example denied the login: connection is not "
+                   "secured by TLS")
+        # the first hook's field is dropped with the denial
+        self.assertNotIn("first=1", out)
+        # over POP3 from 127.0.0.1 (secured for Dovecot) it passes both
+        self.assertEqual(pop3_login(d, "alice", "alice-pw"), OK)
+
+    def assert_startup_error(self, hook_line, message):
+        d, line = self.hook_dovecot(hook_line)
+        d.wait_log("auth: Fatal: pop3ext: %s line %d: site_hook: %s" % (
+            self.workdir + "/pop3ext-auth.conf", line, message))
+        self.assertEqual(pop3_login(d, "alice", "alice-pw", timeout=15),
+                         b"-ERR Auth process broken")
+
+    def test_missing_module(self):
+        self.assert_startup_error(
+            "nosuch", "cannot load %s/pop3ext_site_nosuch.so: "
+            % self.hook_dir)
+
+    def test_wrong_abi_module(self):
+        self.assert_startup_error(
+            "wrong_abi", "%s/pop3ext_site_wrong_abi.so was built for site "
+            "hook ABI version 2, this driver has version 1" % self.hook_dir)
+
+    def test_not_a_site_hook(self):
+        # a shared object without the module variable
+        shutil.copy(env.built("auth/.libs/pam_pop3ext_test.so"),
+                    os.path.join(self.hook_dir, "pop3ext_site_pam.so"))
+        self.assert_startup_error(
+            "pam", "%s/pop3ext_site_pam.so defines no "
+            "pop3ext_auth_site_module: not a pop3ext site hook"
+            % self.hook_dir)
+
+    def test_bad_hook_arguments(self):
+        self.assert_startup_error(
+            "example colour=blue", "example: unknown argument "
+            "'colour=blue'")
