@@ -117,6 +117,8 @@ static void sqlite_set_error(struct sqlite_db *db, int rc, const char *what)
 	switch (rc & 0xff) {
 	case SQLITE_BUSY:
 	case SQLITE_LOCKED:
+		error = SQLBOX_DB_ERROR_LOCKED;
+		break;
 	case SQLITE_FULL:
 	case SQLITE_IOERR:
 	case SQLITE_NOMEM:

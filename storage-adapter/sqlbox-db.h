@@ -33,6 +33,9 @@ enum sqlbox_db_error {
 	   lost, lock timeout, read-only standby, serialization failure):
 	   trying again later may work. */
 	SQLBOX_DB_ERROR_TEMP,
+	/* Another process holds the lock longer than the lock timeout:
+	   temporary too, but the mailbox is in use. */
+	SQLBOX_DB_ERROR_LOCKED,
 	/* A unique or foreign key constraint was violated. */
 	SQLBOX_DB_ERROR_CONSTRAINT,
 	/* Anything else: a corrupted database, a bug, a schema problem. */

@@ -54,6 +54,12 @@ void sqlbox_storage_set_db_error(struct sqlbox_storage *storage,
 	const char *error;
 
 	switch (sqlbox_db_get_error(storage->db, &error)) {
+	case SQLBOX_DB_ERROR_LOCKED:
+		e_error(storage->storage.event, "%s: %s", what, error);
+		mail_storage_set_error(&storage->storage, MAIL_ERROR_INUSE,
+			"Mailbox is locked by another session, "
+			"try again later");
+		break;
 	case SQLBOX_DB_ERROR_TEMP:
 		e_error(storage->storage.event, "%s: %s", what, error);
 		mail_storage_set_error(&storage->storage, MAIL_ERROR_TEMP,
@@ -221,7 +227,7 @@ sqlbox_storage_create(struct mail_storage *_storage,
 		home = NULL;
 	if (sqlbox_settings_parse(sqlbox_user_lookup, user, home, root_dir,
 				  _storage->pool, &storage->set, &error) < 0) {
-		*error_r = t_strdup_printf("sqlbox: %s (user %s)", error,
+		*error_r = t_strdup_printf("%s (user %s)", error,
 					   user->username);
 		return -1;
 	}
@@ -243,14 +249,13 @@ sqlbox_storage_create(struct mail_storage *_storage,
 	if (sqlbox_storage_db_connect(storage) < 0) {
 		if (storage->db->schema_refused) {
 			(void)sqlbox_db_get_error(storage->db, &error);
-			*error_r = t_strdup_printf("sqlbox: %s (user %s)",
+			*error_r = t_strdup_printf("%s (user %s)",
 						   error, user->username);
 			return -1;
 		}
 		/* the database is down: the session goes on, and each
-		   access tries again (failing with a temporary error) */
-		(void)sqlbox_db_get_error(storage->db, &error);
-		e_error(_storage->event, "%s", error);
+		   access tries again (failing with a temporary error,
+		   logged then) */
 	}
 	return 0;
 }

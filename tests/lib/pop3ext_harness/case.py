@@ -18,9 +18,11 @@ class TestCase(unittest.TestCase):
 
     def setUp(self):
         super().setUp()
-        root = WORK_ROOT or tempfile.gettempdir()
-        os.makedirs(root, exist_ok=True)
-        os.chmod(root, 0o755)
+        root = WORK_ROOT
+        if root is None:
+            # run on its own: a work root of our own (never chmod /tmp)
+            root = tempfile.mkdtemp(prefix="pop3ext-test.")
+            os.chmod(root, 0o755)
         name = re.sub(r"[^A-Za-z0-9_.-]", "_", self.id())[-120:]
         self.workdir = tempfile.mkdtemp(prefix=name + ".", dir=root)
         os.chmod(self.workdir, 0o755)
