@@ -714,10 +714,15 @@ pgsql_body_read(struct sqlbox_body *_body, uoff_t offset, void *buf,
 			SQLBOX_INT(_body->id),
 			SQLBOX_INT(seq),
 		};
-		ret = sqlbox_db_query_row(_body->db,
-			"SELECT data FROM body_chunks "
-			"WHERE body_id = $1 AND seq = $2",
-			params, N_ELEMENTS(params), &result);
+		/* the first chunk is in bodies.data */
+		ret = seq == 0 ?
+			sqlbox_db_query_row(_body->db,
+				"SELECT data FROM bodies WHERE id = $1",
+				params, 1, &result) :
+			sqlbox_db_query_row(_body->db,
+				"SELECT data FROM body_chunks "
+				"WHERE body_id = $1 AND seq = $2",
+				params, N_ELEMENTS(params), &result);
 		if (ret <= 0) {
 			if (ret == 0) {
 				sqlbox_db_set_error(_body->db,
@@ -767,6 +772,7 @@ const struct sqlbox_db_vfuncs sqlbox_db_pgsql_vfuncs = {
 		"WHERE tablename = 'sqlbox_schema' "
 		"AND schemaname = current_schema()",
 	.migrations = pgsql_migrations,
+	.spool_large_bodies = TRUE,
 	.alloc = pgsql_alloc,
 	.connect = pgsql_connect,
 	.disconnect = pgsql_disconnect,

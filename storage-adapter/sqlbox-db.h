@@ -105,6 +105,11 @@ struct sqlbox_db_vfuncs {
 	   [n] upgrades version n to n+1. Statements are separated by ';'
 	   at line ends. */
 	const char *const *migrations;
+	/* Large bodies are copied to a temporary file while they're checked
+	   and served from there: a body read over the network must not fail
+	   half way through a POP3 RETR (which would end the message as if it
+	   were complete). */
+	bool spool_large_bodies;
 
 	/* allocates the backend's struct, which starts with struct
 	   sqlbox_db (freed with i_free()) */

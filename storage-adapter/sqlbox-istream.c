@@ -3,6 +3,8 @@
 #include "lib.h"
 #include "hex-binary.h"
 #include "istream-private.h"
+#include "ostream.h"
+#include "iostream-temp.h"
 #include "sqlbox-storage.h"
 
 #include <openssl/evp.h>
@@ -148,13 +150,68 @@ static void sqlbox_body_free_callback(struct sqlbox_body *body)
 	sqlbox_db_body_close(&body);
 }
 
+/* Reads a large body once, checking it and copying it to a temporary file
+   that is served afterwards. */
+static int
+sqlbox_body_spool(struct sqlbox_body *body, const char *temp_prefix,
+		  unsigned char digest_r[SQLBOX_SHA256_SIZE],
+		  struct istream **input_r, const char **error_r)
+{
+	unsigned char *buf;
+	unsigned int len = SQLBOX_SHA256_SIZE;
+	struct ostream *output;
+	uoff_t offset = 0;
+	EVP_MD_CTX *md;
+	ssize_t ret;
+	int result = 0;
+
+	output = iostream_temp_create_sized(temp_prefix, 0, "sqlbox body",
+					    IO_BLOCK_SIZE);
+	buf = i_malloc(IO_BLOCK_SIZE * 16);
+	md = EVP_MD_CTX_new();
+	if (md == NULL || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1)
+		i_fatal("sqlbox: EVP_DigestInit_ex(sha256) failed");
+	while (offset < body->size) {
+		ret = sqlbox_db_body_read(body, offset, buf,
+					  IO_BLOCK_SIZE * 16);
+		if (ret <= 0) {
+			if (ret == 0)
+				*error_r = "Body is shorter than its recorded size";
+			else
+				(void)sqlbox_db_get_error(body->db, error_r);
+			result = -1;
+			break;
+		}
+		if (EVP_DigestUpdate(md, buf, ret) != 1)
+			i_fatal("sqlbox: EVP_DigestUpdate() failed");
+		o_stream_nsend(output, buf, ret);
+		offset += ret;
+	}
+	if (result == 0 && EVP_DigestFinal_ex(md, digest_r, &len) != 1)
+		i_fatal("sqlbox: EVP_DigestFinal_ex() failed");
+	EVP_MD_CTX_free(md);
+	i_free(buf);
+	if (result == 0 && o_stream_finish(output) < 0) {
+		*error_r = t_strdup_printf("write(%s) failed: %s",
+					   o_stream_get_name(output),
+					   o_stream_get_error(output));
+		result = -1;
+	}
+	if (result < 0) {
+		o_stream_destroy(&output);
+		return -1;
+	}
+	*input_r = iostream_temp_finish(&output, IO_BLOCK_SIZE);
+	return 0;
+}
+
 int sqlbox_istream_open(struct sqlbox_db *db, int64_t body_id,
-			struct istream **input_r, bool *corrupt_r,
-			const char **error_r)
+			const char *temp_prefix, struct istream **input_r,
+			bool *corrupt_r, const char **error_r)
 {
 	unsigned char digest[SQLBOX_SHA256_SIZE];
 	struct sqlbox_body *body;
-	struct istream *input;
+	struct istream *input = NULL;
 	int ret;
 
 	*corrupt_r = FALSE;
@@ -175,6 +232,19 @@ int sqlbox_istream_open(struct sqlbox_db *db, int64_t body_id,
 			return -1;
 		}
 		sqlbox_sha256(body->data, body->data_size, digest);
+	} else if (db->v->spool_large_bodies && temp_prefix != NULL) {
+		ret = sqlbox_body_spool(body, temp_prefix, digest, &input,
+					error_r);
+		if (ret == 0 && memcmp(digest, body->sha256,
+				       sizeof(digest)) != 0)
+			i_stream_unref(&input);
+		else if (ret < 0) {
+			*error_r = t_strdup_printf(
+				"Reading body %"PRId64" failed: %s",
+				body_id, *error_r);
+			sqlbox_db_body_close(&body);
+			return -1;
+		}
 	} else if (sqlbox_body_verify_large(body, digest, error_r) < 0) {
 		*error_r = t_strdup_printf("Reading body %"PRId64" failed: %s",
 					   body_id, *error_r);
@@ -192,7 +262,10 @@ int sqlbox_istream_open(struct sqlbox_db *db, int64_t body_id,
 		return -1;
 	}
 
-	if (body->data != NULL) {
+	if (input != NULL) {
+		/* spooled: served from the temporary file */
+		sqlbox_db_body_close(&body);
+	} else if (body->data != NULL) {
 		input = i_stream_create_from_data(body->data, body->data_size);
 		i_stream_add_destroy_callback(input, sqlbox_body_free_callback,
 					      body);

@@ -203,6 +203,7 @@ sqlbox_mail_get_stream(struct mail *_mail, bool get_body ATTR_UNUSED,
 			return -1;
 		}
 		ret = sqlbox_istream_open(mbox->storage->db, rec->body_id,
+					  mbox->storage->temp_prefix,
 					  &input, &corrupt, &error);
 		if (ret == 0) {
 			/* expunged meanwhile by another session */

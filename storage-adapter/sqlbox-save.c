@@ -163,9 +163,8 @@ sqlbox_save_fill_msg(struct sqlbox_save_context *ctx,
 int sqlbox_save_begin(struct mail_save_context *_ctx, struct istream *input)
 {
 	struct sqlbox_save_context *ctx = SQLBOX_SAVECTX(_ctx);
-	struct mail_user *user = _ctx->transaction->box->storage->user;
+	struct sqlbox_storage *storage = ctx->mbox->storage;
 	struct istream *crlf_input;
-	string_t *prefix;
 
 	sqlbox_save_add_to_index(ctx);
 
@@ -175,9 +174,7 @@ int sqlbox_save_begin(struct mail_save_context *_ctx, struct istream *input)
 	ctx->input = index_mail_cache_parse_init(_ctx->dest_mail, crlf_input);
 	i_stream_unref(&crlf_input);
 
-	prefix = t_str_new(128);
-	mail_user_set_get_temp_prefix(prefix, user->set);
-	ctx->output = iostream_temp_create_sized(str_c(prefix), 0,
+	ctx->output = iostream_temp_create_sized(storage->temp_prefix, 0,
 						"sqlbox save",
 						SQLBOX_BODY_CHUNK_SIZE);
 	_ctx->data.output = ctx->output;

@@ -245,6 +245,9 @@ sqlbox_storage_create(struct mail_storage *_storage,
 	db_set.lock_timeout_msecs = storage->set.lock_timeout_secs * 1000;
 	storage->db = sqlbox_db_init(&db_set, _storage->event);
 	storage->list = ns->list;
+	string_t *prefix = t_str_new(128);
+	mail_user_set_get_temp_prefix(prefix, user->set);
+	storage->temp_prefix = p_strdup(_storage->pool, str_c(prefix));
 
 	if (sqlbox_storage_db_connect(storage) < 0) {
 		if (storage->db->schema_refused) {

@@ -48,6 +48,8 @@ struct sqlbox_storage {
 	struct sqlbox_db *db;
 	/* the namespace's list, whose directories follow the database */
 	struct mailbox_list *list;
+	/* for temporary files (mail_temp_dir) */
+	const char *temp_prefix;
 	int64_t user_id;
 	/* mailbox directories were made to match the database */
 	bool dirs_synced:1;
@@ -188,8 +190,8 @@ void sqlbox_sync_update_message(struct sqlbox_mailbox *mbox,
    byte is returned. Returns 1 and the stream, 0 if the body doesn't exist,
    -1 on error (error_r set; *corrupt_r if the body doesn't match). */
 int sqlbox_istream_open(struct sqlbox_db *db, int64_t body_id,
-			struct istream **input_r, bool *corrupt_r,
-			const char **error_r);
+			const char *temp_prefix, struct istream **input_r,
+			bool *corrupt_r, const char **error_r);
 void sqlbox_sha256(const void *data, size_t size,
 		   unsigned char digest_r[SQLBOX_SHA256_SIZE]);
 
