@@ -1,12 +1,14 @@
 /* Copyright (c) 2026 dovecot-pop3ext authors, see the included COPYING file */
 
 #include "lib.h"
+#include "array.h"
 #include "hash.h"
 #include "str.h"
 #include "istream.h"
 #include "sqlbox-db.h"
 
 #include <libpq-fe.h>
+#include <dlfcn.h>
 
 /* PostgreSQL backend, through libpq directly: sqlbox_connect is a libpq
    conninfo string, so "host=pg1,pg2 target_session_attrs=read-write" fails
@@ -34,13 +36,29 @@
 /* any constant: the advisory lock that serializes schema changes */
 #define SQLBOX_PG_SCHEMA_LOCK_ID 0x73716c62
 
+HASH_TABLE_DEFINE_TYPE(pgsql_stmts, const char *, const char *);
+
+/* a result shared by the bodies read ahead in it */
+struct pgsql_shared_result {
+	PGresult *res;
+	unsigned int refcount;
+};
+
+struct pgsql_prefetched {
+	int64_t body_id;
+	struct pgsql_shared_result *shared;
+	int row;
+};
+
 struct pgsql_db {
 	struct sqlbox_db db;
 	PGconn *conn;
 	/* SQL text (by address) -> name of its prepared statement */
-	HASH_TABLE(const char *, const char *) stmts;
+	HASH_TABLE_TYPE(pgsql_stmts) stmts;
 	pool_t stmt_pool;
 	unsigned int stmt_counter;
+	/* bodies read ahead (body_prefetch), not yet opened */
+	ARRAY(struct pgsql_prefetched) prefetched;
 };
 
 struct pgsql_result {
@@ -51,8 +69,12 @@ struct pgsql_result {
 
 struct pgsql_body {
 	struct sqlbox_body body;
-	/* the chunk read last */
-	unsigned char *chunk;
+	/* the result holding the chunk read last (its data is used in
+	   place, not copied) */
+	PGresult *res;
+	/* or the read-ahead result holding the whole body */
+	struct pgsql_shared_result *shared;
+	const unsigned char *chunk;
 	size_t chunk_size;
 	int64_t chunk_seq;
 };
@@ -128,6 +150,96 @@ static const char *const pgsql_migrations[] = {
 	NULL
 };
 
+/* libpq is loaded when the first user with sqlbox_driver=pgsql needs it,
+   not linked into the plugin: it brings some twenty libraries (Kerberos,
+   LDAP, GnuTLS, ...) whose loading would cost every SQLite session's
+   process several milliseconds. */
+#define SQLBOX_LIBPQ_SONAME "libpq.so.5"
+
+#define SQLBOX_PQ_FUNCS \
+	SQLBOX_PQ(PQclear) \
+	SQLBOX_PQ(PQcmdStatus) \
+	SQLBOX_PQ(PQcmdTuples) \
+	SQLBOX_PQ(PQconnectdb) \
+	SQLBOX_PQ(PQerrorMessage) \
+	SQLBOX_PQ(PQexec) \
+	SQLBOX_PQ(PQexecPrepared) \
+	SQLBOX_PQ(PQfinish) \
+	SQLBOX_PQ(PQftype) \
+	SQLBOX_PQ(PQgetisnull) \
+	SQLBOX_PQ(PQgetlength) \
+	SQLBOX_PQ(PQgetvalue) \
+	SQLBOX_PQ(PQhost) \
+	SQLBOX_PQ(PQntuples) \
+	SQLBOX_PQ(PQport) \
+	SQLBOX_PQ(PQprepare) \
+	SQLBOX_PQ(PQresultErrorField) \
+	SQLBOX_PQ(PQresultErrorMessage) \
+	SQLBOX_PQ(PQresultStatus) \
+	SQLBOX_PQ(PQstatus) \
+	SQLBOX_PQ(PQconninfoParse) \
+	SQLBOX_PQ(PQconninfoFree) \
+	SQLBOX_PQ(PQfreemem) \
+	SQLBOX_PQ(PQtransactionStatus) \
+
+static struct {
+	void *handle;
+#define SQLBOX_PQ(name) __typeof__(name) *name;
+	SQLBOX_PQ_FUNCS
+#undef SQLBOX_PQ
+} pq;
+
+static int pgsql_load_libpq(const char **error_r)
+{
+	void *handle;
+
+	if (pq.handle != NULL)
+		return 0;
+	handle = dlopen(SQLBOX_LIBPQ_SONAME, RTLD_NOW | RTLD_LOCAL);
+	if (handle == NULL) {
+		*error_r = t_strdup_printf("dlopen("SQLBOX_LIBPQ_SONAME
+			") failed: %s (is libpq installed?)", dlerror());
+		return -1;
+	}
+#define SQLBOX_PQ(name) \
+	if ((pq.name = dlsym(handle, #name)) == NULL) { \
+		*error_r = t_strdup_printf(SQLBOX_LIBPQ_SONAME \
+			" has no %s: %s", #name, dlerror()); \
+		(void)dlclose(handle); \
+		return -1; \
+	}
+	SQLBOX_PQ_FUNCS
+#undef SQLBOX_PQ
+	pq.handle = handle;
+	return 0;
+}
+
+int sqlbox_db_pgsql_check_conninfo(const char *conninfo,
+				   bool *have_connect_timeout_r,
+				   const char **error_r)
+{
+	PQconninfoOption *opts, *opt;
+	char *errmsg = NULL;
+
+	if (pgsql_load_libpq(error_r) < 0)
+		return -1;
+	opts = pq.PQconninfoParse(conninfo, &errmsg);
+	if (opts == NULL) {
+		*error_r = t_strdup(errmsg == NULL ? "out of memory" :
+				    t_strcut(errmsg, '\n'));
+		pq.PQfreemem(errmsg);
+		return -1;
+	}
+	*have_connect_timeout_r = FALSE;
+	for (opt = opts; opt->keyword != NULL; opt++) {
+		if (strcmp(opt->keyword, "connect_timeout") == 0 &&
+		    opt->val != NULL && *opt->val != '\0')
+			*have_connect_timeout_r = TRUE;
+	}
+	pq.PQconninfoFree(opts);
+	return 0;
+}
+
 static const char *pgsql_error_text(const char *msg)
 {
 	/* libpq's messages end with a newline and may have several lines */
@@ -141,49 +253,170 @@ static void pgsql_clear_stmts(struct pgsql_db *db)
 	pool_unref(&db->stmt_pool);
 }
 
+static void pgsql_prefetch_clear(struct pgsql_db *db);
+
+static void pgsql_close(struct pgsql_db *db)
+{
+	pgsql_prefetch_clear(db);
+	if (array_is_created(&db->prefetched))
+		array_free(&db->prefetched);
+	pgsql_clear_stmts(db);
+	if (db->conn != NULL) {
+		pq.PQfinish(db->conn);
+		db->conn = NULL;
+	}
+}
+
+/* Connections kept open after their storage is gone, for the next storage
+   with the same conninfo in this process (an lmtp process delivering to
+   many users of one cluster): no new connection, no new prepared
+   statements for each message. */
+#define PGSQL_CONN_CACHE_SIZE 4
+
+struct pgsql_cached_conn {
+	char *conninfo;
+	PGconn *conn;
+	HASH_TABLE_TYPE(pgsql_stmts) stmts;
+	pool_t stmt_pool;
+	unsigned int stmt_counter;
+	unsigned int last_used;
+};
+
+static struct pgsql_cached_conn pgsql_conn_cache[PGSQL_CONN_CACHE_SIZE];
+static unsigned int pgsql_conn_cache_counter;
+
+static void pgsql_cache_slot_close(struct pgsql_cached_conn *slot)
+{
+	struct pgsql_db tmp;
+
+	i_zero(&tmp);
+	tmp.conn = slot->conn;
+	tmp.stmts = slot->stmts;
+	tmp.stmt_pool = slot->stmt_pool;
+	pgsql_close(&tmp);
+	i_free(slot->conninfo);
+	i_zero(slot);
+}
+
+void sqlbox_db_pgsql_cache_clear(void)
+{
+	unsigned int i;
+
+	for (i = 0; i < PGSQL_CONN_CACHE_SIZE; i++) {
+		if (pgsql_conn_cache[i].conn != NULL)
+			pgsql_cache_slot_close(&pgsql_conn_cache[i]);
+	}
+}
+
+static bool pgsql_cache_put(struct pgsql_db *db)
+{
+	struct pgsql_cached_conn *slot = NULL;
+	unsigned int i;
+
+	if (db->conn == NULL || pq.PQstatus(db->conn) != CONNECTION_OK ||
+	    pq.PQtransactionStatus(db->conn) != PQTRANS_IDLE)
+		return FALSE;
+	for (i = 0; i < PGSQL_CONN_CACHE_SIZE; i++) {
+		if (pgsql_conn_cache[i].conn == NULL) {
+			slot = &pgsql_conn_cache[i];
+			break;
+		}
+		if (slot == NULL ||
+		    pgsql_conn_cache[i].last_used < slot->last_used)
+			slot = &pgsql_conn_cache[i];
+	}
+	if (slot->conn != NULL)
+		pgsql_cache_slot_close(slot);
+	slot->conninfo = i_strdup(db->db.set.connect);
+	slot->conn = db->conn;
+	slot->stmts = db->stmts;
+	slot->stmt_pool = db->stmt_pool;
+	slot->stmt_counter = db->stmt_counter;
+	slot->last_used = ++pgsql_conn_cache_counter;
+	db->conn = NULL;
+	i_zero(&db->stmts);
+	db->stmt_pool = NULL;
+	return TRUE;
+}
+
+static bool pgsql_cache_take(struct pgsql_db *db)
+{
+	struct pgsql_cached_conn *slot;
+	unsigned int i;
+
+	for (i = 0; i < PGSQL_CONN_CACHE_SIZE; i++) {
+		slot = &pgsql_conn_cache[i];
+		if (slot->conn == NULL ||
+		    strcmp(slot->conninfo, db->db.set.connect) != 0)
+			continue;
+		db->conn = slot->conn;
+		db->stmts = slot->stmts;
+		db->stmt_pool = slot->stmt_pool;
+		db->stmt_counter = slot->stmt_counter;
+		i_free(slot->conninfo);
+		i_zero(slot);
+		/* a connection broken while it was kept fails at its first
+		   statement, which outside a transaction reconnects */
+		return TRUE;
+	}
+	return FALSE;
+}
+
 static void pgsql_disconnect(struct sqlbox_db *_db)
 {
 	struct pgsql_db *db = PGSQL_DB(_db);
 
-	pgsql_clear_stmts(db);
-	if (db->conn != NULL) {
-		PQfinish(db->conn);
-		db->conn = NULL;
-	}
+	pgsql_prefetch_clear(db);
+	if (array_is_created(&db->prefetched))
+		array_free(&db->prefetched);
+	if (!pgsql_cache_put(db))
+		pgsql_close(db);
 }
 
 static bool pgsql_is_connected(struct sqlbox_db *_db)
 {
 	struct pgsql_db *db = PGSQL_DB(_db);
 
-	return db->conn != NULL && PQstatus(db->conn) == CONNECTION_OK;
+	return db->conn != NULL && pq.PQstatus(db->conn) == CONNECTION_OK;
 }
 
-static int pgsql_connect(struct sqlbox_db *_db)
+static int pgsql_connect_full(struct sqlbox_db *_db, bool fresh)
 {
 	struct pgsql_db *db = PGSQL_DB(_db);
+	const char *error;
 
-	pgsql_disconnect(_db);
-	db->conn = PQconnectdb(_db->set.connect);
+	pgsql_close(db);
+	if (pgsql_load_libpq(&error) < 0) {
+		sqlbox_db_set_error(_db, SQLBOX_DB_ERROR_INTERNAL, "%s", error);
+		return -1;
+	}
+	if (!fresh && pgsql_cache_take(db))
+		return 0;
+	db->conn = pq.PQconnectdb(_db->set.connect);
 	if (db->conn == NULL) {
 		sqlbox_db_set_error(_db, SQLBOX_DB_ERROR_TEMP,
 				    "PQconnectdb() failed: out of memory");
 		return -1;
 	}
-	if (PQstatus(db->conn) != CONNECTION_OK) {
+	if (pq.PQstatus(db->conn) != CONNECTION_OK) {
 		sqlbox_db_set_error(_db, SQLBOX_DB_ERROR_TEMP,
 			"Connecting to PostgreSQL failed: %s",
-			pgsql_error_text(PQerrorMessage(db->conn)));
-		PQfinish(db->conn);
+			pgsql_error_text(pq.PQerrorMessage(db->conn)));
+		pq.PQfinish(db->conn);
 		db->conn = NULL;
 		return -1;
 	}
 	db->stmt_pool = pool_alloconly_create("sqlbox pgsql statements",
 					      1024);
 	hash_table_create_direct(&db->stmts, default_pool, 64);
-	e_debug(_db->event, "Connected to %s:%s", PQhost(db->conn),
-		PQport(db->conn));
+	e_debug(_db->event, "Connected to %s:%s", pq.PQhost(db->conn),
+		pq.PQport(db->conn));
 	return 0;
+}
+
+static int pgsql_connect(struct sqlbox_db *_db)
+{
+	return pgsql_connect_full(_db, FALSE);
 }
 
 static enum sqlbox_db_error pgsql_sqlstate_error(const char *state)
@@ -209,17 +442,17 @@ pgsql_set_result_error(struct pgsql_db *db, PGresult *res, const char *what)
 	enum sqlbox_db_error error;
 	const char *state, *msg;
 
-	if (PQstatus(db->conn) != CONNECTION_OK) {
+	if (pq.PQstatus(db->conn) != CONNECTION_OK) {
 		/* the connection is gone; whatever the statement said */
 		error = SQLBOX_DB_ERROR_TEMP;
-		msg = PQerrorMessage(db->conn);
+		msg = pq.PQerrorMessage(db->conn);
 	} else if (res == NULL) {
 		error = SQLBOX_DB_ERROR_TEMP;
-		msg = PQerrorMessage(db->conn);
+		msg = pq.PQerrorMessage(db->conn);
 	} else {
-		state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+		state = pq.PQresultErrorField(res, PG_DIAG_SQLSTATE);
 		error = pgsql_sqlstate_error(state);
-		msg = PQresultErrorMessage(res);
+		msg = pq.PQresultErrorMessage(res);
 	}
 	sqlbox_db_set_error(&db->db, error, "%s: %s", what,
 			    pgsql_error_text(msg));
@@ -229,7 +462,7 @@ static bool pgsql_result_ok(PGresult *res)
 {
 	if (res == NULL)
 		return FALSE;
-	switch (PQresultStatus(res)) {
+	switch (pq.PQresultStatus(res)) {
 	case PGRES_COMMAND_OK:
 	case PGRES_TUPLES_OK:
 		return TRUE;
@@ -273,14 +506,14 @@ pgsql_prepare(struct pgsql_db *db, const char *sql,
 		types[i] = pgsql_param_type(params[i].type);
 	name = p_strdup_printf(db->stmt_pool, "sqlbox_%u",
 			       ++db->stmt_counter);
-	res = PQprepare(db->conn, name, sql, count, types);
+	res = pq.PQprepare(db->conn, name, sql, count, types);
 	if (!pgsql_result_ok(res)) {
 		pgsql_set_result_error(db, res, t_strdup_printf(
 			"Preparing %s", t_strcut(sql, '\n')));
-		PQclear(res);
+		pq.PQclear(res);
 		return -1;
 	}
-	PQclear(res);
+	pq.PQclear(res);
 	hash_table_insert(db->stmts, sql, name);
 	*name_r = name;
 	return 0;
@@ -318,7 +551,7 @@ pgsql_exec_once(struct pgsql_db *db, const char *sql,
 			break;
 		}
 	}
-	return PQexecPrepared(db->conn, name, count, values, lengths,
+	return pq.PQexecPrepared(db->conn, name, count, values, lengths,
 			      formats, 1);
 }
 
@@ -346,13 +579,13 @@ pgsql_exec(struct sqlbox_db *_db, const char *sql,
 		res = pgsql_exec_once(db, sql, params, count);
 	} T_END;
 	if (!pgsql_result_ok(res) && _db->transaction_depth == 0 &&
-	    PQstatus(db->conn) != CONNECTION_OK) {
+	    pq.PQstatus(db->conn) != CONNECTION_OK) {
 		/* the connection broke while idle (a restarted or failed
 		   over server): outside a transaction, trying once more on
 		   a new connection is safe */
-		PQclear(res);
+		pq.PQclear(res);
 		res = NULL;
-		if (pgsql_connect(_db) < 0)
+		if (pgsql_connect_full(_db, TRUE) < 0)
 			return -1;
 		sqlbox_db_clear_error(_db);
 		T_BEGIN {
@@ -360,10 +593,10 @@ pgsql_exec(struct sqlbox_db *_db, const char *sql,
 		} T_END;
 	}
 	if (!pgsql_result_ok(res)) {
-		/* (a failed PQprepare() has set the error already) */
+		/* (a failed pq.PQprepare() has set the error already) */
 		if (res != NULL || _db->error == SQLBOX_DB_ERROR_NONE)
 			pgsql_set_result_error(db, res, t_strcut(sql, '\n'));
-		PQclear(res);
+		pq.PQclear(res);
 		return -1;
 	}
 	if (result_r != NULL) {
@@ -372,12 +605,12 @@ pgsql_exec(struct sqlbox_db *_db, const char *sql,
 		result->result.db = _db;
 		result->res = res;
 		result->row = -1;
-		result->rows = PQntuples(res);
+		result->rows = pq.PQntuples(res);
 		*result_r = &result->result;
 		return 0;
 	}
-	ret = atoi(PQcmdTuples(res));
-	PQclear(res);
+	ret = atoi(pq.PQcmdTuples(res));
+	pq.PQclear(res);
 	return ret;
 }
 
@@ -385,13 +618,13 @@ static int pgsql_exec_simple(struct pgsql_db *db, const char *sql)
 {
 	PGresult *res;
 
-	res = PQexec(db->conn, sql);
+	res = pq.PQexec(db->conn, sql);
 	if (!pgsql_result_ok(res)) {
 		pgsql_set_result_error(db, res, t_strcut(sql, '\n'));
-		PQclear(res);
+		pq.PQclear(res);
 		return -1;
 	}
-	PQclear(res);
+	pq.PQclear(res);
 	return 0;
 }
 
@@ -417,23 +650,20 @@ static bool pgsql_result_is_null(struct sqlbox_db_result *_result,
 	struct pgsql_result *result =
 		container_of(_result, struct pgsql_result, result);
 
-	return PQgetisnull(result->res, result->row, col) != 0;
+	return pq.PQgetisnull(result->res, result->row, col) != 0;
 }
 
-static int64_t pgsql_result_int(struct sqlbox_db_result *_result,
-				unsigned int col)
+static int64_t pgsql_result_int_at(PGresult *res, int row, unsigned int col)
 {
-	struct pgsql_result *result =
-		container_of(_result, struct pgsql_result, result);
 	const unsigned char *p;
 	uint64_t value = 0;
 	int i, len;
 
-	if (PQgetisnull(result->res, result->row, col) != 0)
+	if (pq.PQgetisnull(res, row, col) != 0)
 		return 0;
-	p = (const unsigned char *)PQgetvalue(result->res, result->row, col);
-	len = PQgetlength(result->res, result->row, col);
-	switch (PQftype(result->res, col)) {
+	p = (const unsigned char *)pq.PQgetvalue(res, row, col);
+	len = pq.PQgetlength(res, row, col);
+	switch (pq.PQftype(res, col)) {
 	case PG_OID_INT8:
 	case PG_OID_INT4:
 	case PG_OID_INT2:
@@ -441,7 +671,7 @@ static int64_t pgsql_result_int(struct sqlbox_db_result *_result,
 		break;
 	default:
 		i_panic("sqlbox: column %u is not an integer (type %u)",
-			col, PQftype(result->res, col));
+			col, pq.PQftype(res, col));
 	}
 	/* binary format: big-endian two's complement */
 	for (i = 0; i < len; i++)
@@ -451,16 +681,25 @@ static int64_t pgsql_result_int(struct sqlbox_db_result *_result,
 	return (int64_t)value;
 }
 
+static int64_t pgsql_result_int(struct sqlbox_db_result *_result,
+				unsigned int col)
+{
+	struct pgsql_result *result =
+		container_of(_result, struct pgsql_result, result);
+
+	return pgsql_result_int_at(result->res, result->row, col);
+}
+
 static const char *pgsql_result_text(struct sqlbox_db_result *_result,
 				     unsigned int col)
 {
 	struct pgsql_result *result =
 		container_of(_result, struct pgsql_result, result);
 
-	if (PQgetisnull(result->res, result->row, col) != 0)
+	if (pq.PQgetisnull(result->res, result->row, col) != 0)
 		return NULL;
 	/* binary format text is the text itself, NUL-terminated */
-	return PQgetvalue(result->res, result->row, col);
+	return pq.PQgetvalue(result->res, result->row, col);
 }
 
 static const unsigned char *
@@ -470,9 +709,9 @@ pgsql_result_blob(struct sqlbox_db_result *_result, unsigned int col,
 	struct pgsql_result *result =
 		container_of(_result, struct pgsql_result, result);
 
-	*size_r = PQgetlength(result->res, result->row, col);
+	*size_r = pq.PQgetlength(result->res, result->row, col);
 	return (const unsigned char *)
-		PQgetvalue(result->res, result->row, col);
+		pq.PQgetvalue(result->res, result->row, col);
 }
 
 static void pgsql_result_free(struct sqlbox_db_result *_result)
@@ -480,7 +719,7 @@ static void pgsql_result_free(struct sqlbox_db_result *_result)
 	struct pgsql_result *result =
 		container_of(_result, struct pgsql_result, result);
 
-	PQclear(result->res);
+	pq.PQclear(result->res);
 	i_free(result);
 }
 
@@ -494,10 +733,10 @@ static int pgsql_begin(struct sqlbox_db *_db, bool write)
 		return -1;
 	if (pgsql_exec_simple(db, sql) == 0)
 		return 0;
-	if (PQstatus(db->conn) == CONNECTION_OK)
+	if (pq.PQstatus(db->conn) == CONNECTION_OK)
 		return -1;
 	/* broken while idle: nothing was done yet, try a new connection */
-	if (pgsql_connect(_db) < 0)
+	if (pgsql_connect_full(_db, TRUE) < 0)
 		return -1;
 	return pgsql_exec_simple(db, sql);
 }
@@ -507,20 +746,20 @@ static int pgsql_commit(struct sqlbox_db *_db)
 	struct pgsql_db *db = PGSQL_DB(_db);
 	PGresult *res;
 
-	res = PQexec(db->conn, "COMMIT");
+	res = pq.PQexec(db->conn, "COMMIT");
 	if (!pgsql_result_ok(res)) {
 		pgsql_set_result_error(db, res, "COMMIT");
-		PQclear(res);
+		pq.PQclear(res);
 		return -1;
 	}
-	if (strcmp(PQcmdStatus(res), "COMMIT") != 0) {
+	if (strcmp(pq.PQcmdStatus(res), "COMMIT") != 0) {
 		/* an earlier statement failed: it was rolled back */
 		sqlbox_db_set_error(_db, SQLBOX_DB_ERROR_INTERNAL,
 				    "COMMIT: transaction was rolled back");
-		PQclear(res);
+		pq.PQclear(res);
 		return -1;
 	}
-	PQclear(res);
+	pq.PQclear(res);
 	return 0;
 }
 
@@ -529,7 +768,7 @@ static void pgsql_rollback(struct sqlbox_db *_db)
 	struct pgsql_db *db = PGSQL_DB(_db);
 
 	if (pgsql_is_connected(_db))
-		PQclear(PQexec(db->conn, "ROLLBACK"));
+		pq.PQclear(pq.PQexec(db->conn, "ROLLBACK"));
 }
 
 static int pgsql_lock_schema(struct sqlbox_db *_db)
@@ -651,40 +890,178 @@ pgsql_body_copy(struct sqlbox_db *_db, int64_t src_id, int64_t *body_id_r)
 	return 1;
 }
 
+static void pgsql_shared_result_unref(struct pgsql_shared_result **_shared)
+{
+	struct pgsql_shared_result *shared = *_shared;
+
+	*_shared = NULL;
+	if (shared == NULL || --shared->refcount > 0)
+		return;
+	pq.PQclear(shared->res);
+	i_free(shared);
+}
+
+static void pgsql_prefetch_clear(struct pgsql_db *db)
+{
+	struct pgsql_prefetched *p;
+
+	if (!array_is_created(&db->prefetched))
+		return;
+	array_foreach_modifiable(&db->prefetched, p)
+		pgsql_shared_result_unref(&p->shared);
+	array_clear(&db->prefetched);
+}
+
+/* Reads small bodies ahead in one query (POP3 RETR of every message, IMAP
+   FETCH 1:* BODY[]): one round trip for several messages instead of one
+   each. */
+static void
+pgsql_body_prefetch(struct sqlbox_db *_db, const int64_t *body_ids,
+		    unsigned int count)
+{
+	struct pgsql_db *db = PGSQL_DB(_db);
+	struct sqlbox_db_result *_result;
+	struct pgsql_result *result;
+	struct pgsql_shared_result *shared;
+	struct pgsql_prefetched *p;
+	string_t *ids;
+	unsigned int i;
+
+	pgsql_prefetch_clear(db);
+	if (count == 0)
+		return;
+	ids = t_str_new(128);
+	str_append_c(ids, '{');
+	for (i = 0; i < count; i++) {
+		if (i > 0)
+			str_append_c(ids, ',');
+		str_printfa(ids, "%"PRId64, body_ids[i]);
+	}
+	str_append_c(ids, '}');
+	const struct sqlbox_db_param params[] = {
+		SQLBOX_TEXT(str_c(ids)),
+	};
+	if (sqlbox_db_query(_db, "SELECT id, size, sha256, data FROM bodies "
+			    "WHERE id = ANY(CAST($1 AS BIGINT[])) "
+			    "AND size = length(data)", params,
+			    N_ELEMENTS(params), &_result) < 0) {
+		/* only a read-ahead: the bodies will be read one by one */
+		return;
+	}
+	result = container_of(_result, struct pgsql_result, result);
+	shared = i_new(struct pgsql_shared_result, 1);
+	shared->res = result->res;
+	shared->refcount = 1;
+	if (!array_is_created(&db->prefetched))
+		i_array_init(&db->prefetched, 32);
+	for (i = 0; i < (unsigned int)result->rows; i++) {
+		p = array_append_space(&db->prefetched);
+		p->body_id = pgsql_result_int_at(shared->res, i, 0);
+		p->shared = shared;
+		p->row = i;
+		shared->refcount++;
+	}
+	e_debug(_db->event, "Read %d of %u bodies ahead", result->rows,
+		count);
+	i_free(result);
+	pgsql_shared_result_unref(&shared);
+}
+
+static bool
+pgsql_body_open_prefetched(struct pgsql_db *db, struct pgsql_body *body)
+{
+	struct pgsql_prefetched *p;
+	const unsigned char *sha;
+	unsigned int i, count;
+
+	if (!array_is_created(&db->prefetched))
+		return FALSE;
+	p = array_get_modifiable(&db->prefetched, &count);
+	for (i = 0; i < count; i++) {
+		if (p[i].body_id != body->body.id)
+			continue;
+		body->shared = p[i].shared;
+		body->body.size = pgsql_result_int_at(body->shared->res,
+						      p[i].row, 1);
+		sha = (const unsigned char *)
+			pq.PQgetvalue(body->shared->res, p[i].row, 2);
+		if (pq.PQgetlength(body->shared->res, p[i].row, 2) ==
+		    SQLBOX_SHA256_SIZE)
+			memcpy(body->body.sha256, sha, SQLBOX_SHA256_SIZE);
+		body->chunk = (const unsigned char *)
+			pq.PQgetvalue(body->shared->res, p[i].row, 3);
+		body->chunk_size = pq.PQgetlength(body->shared->res,
+						  p[i].row, 3);
+		array_delete(&db->prefetched, i, 1);
+		return TRUE;
+	}
+	return FALSE;
+}
+
+/* Reads one chunk into the body, keeping the result whose data it is. */
+static int
+pgsql_body_read_chunk(struct pgsql_body *body, const char *sql,
+		      const struct sqlbox_db_param *params,
+		      unsigned int count, unsigned int data_col)
+{
+	struct sqlbox_db *db = body->body.db;
+	struct sqlbox_db_result *_result;
+	struct pgsql_result *result;
+	int ret;
+
+	ret = sqlbox_db_query_row(db, sql, params, count, &_result);
+	if (ret <= 0)
+		return ret;
+	result = container_of(_result, struct pgsql_result, result);
+	pq.PQclear(body->res);
+	pgsql_shared_result_unref(&body->shared);
+	body->res = result->res;
+	body->chunk = (const unsigned char *)
+		pq.PQgetvalue(body->res, result->row, data_col);
+	body->chunk_size = pq.PQgetlength(body->res, result->row, data_col);
+	if (data_col > 0) {
+		const unsigned char *sha;
+		size_t sha_size;
+
+		body->body.size = pgsql_result_int(_result, 0);
+		sha = pgsql_result_blob(_result, 1, &sha_size);
+		if (sha_size == SQLBOX_SHA256_SIZE)
+			memcpy(body->body.sha256, sha, sha_size);
+	}
+	/* the PGresult now belongs to the body */
+	i_free(result);
+	return 1;
+}
+
 static int
 pgsql_body_open(struct sqlbox_db *_db, int64_t body_id,
 		struct sqlbox_body **body_r)
 {
-	struct sqlbox_db_result *result;
 	struct pgsql_body *body;
-	const unsigned char *data;
-	size_t size;
 	int ret;
-
-	const struct sqlbox_db_param params[] = {
-		SQLBOX_INT(body_id),
-	};
-	ret = sqlbox_db_query_row(_db, "SELECT size, sha256, data "
-				  "FROM bodies WHERE id = $1", params,
-				  N_ELEMENTS(params), &result);
-	if (ret <= 0)
-		return ret;
 
 	body = i_new(struct pgsql_body, 1);
 	body->body.db = _db;
 	body->body.id = body_id;
-	body->body.size = sqlbox_db_result_int(result, 0);
-	data = sqlbox_db_result_blob(result, 1, &size);
-	if (size == SQLBOX_SHA256_SIZE)
-		memcpy(body->body.sha256, data, size);
-	data = sqlbox_db_result_blob(result, 2, &size);
-	body->chunk = i_malloc(size + 1);
-	if (size > 0)
-		memcpy(body->chunk, data, size);
-	body->chunk_size = size;
-	body->chunk_seq = 0;
-	sqlbox_db_result_free(&result);
 
+	if (pgsql_body_open_prefetched(PGSQL_DB(_db), body)) {
+		body->body.data = body->chunk;
+		body->body.data_size = body->chunk_size;
+		*body_r = &body->body;
+		return 1;
+	}
+
+	const struct sqlbox_db_param params[] = {
+		SQLBOX_INT(body_id),
+	};
+	ret = pgsql_body_read_chunk(body, "SELECT size, sha256, data "
+				    "FROM bodies WHERE id = $1", params,
+				    N_ELEMENTS(params), 2);
+	if (ret <= 0) {
+		i_free(body);
+		return ret;
+	}
+	body->chunk_seq = 0;
 	if (body->chunk_size == body->body.size) {
 		/* all of it */
 		body->body.data = body->chunk;
@@ -700,11 +1077,8 @@ pgsql_body_read(struct sqlbox_body *_body, uoff_t offset, void *buf,
 {
 	struct pgsql_body *body = container_of(_body, struct pgsql_body,
 					       body);
-	struct sqlbox_db_result *result;
 	int64_t seq = offset / SQLBOX_BODY_CHUNK_SIZE;
 	size_t chunk_offset = offset % SQLBOX_BODY_CHUNK_SIZE;
-	const unsigned char *data;
-	size_t data_size;
 	int ret;
 
 	if (offset >= _body->size)
@@ -716,13 +1090,13 @@ pgsql_body_read(struct sqlbox_body *_body, uoff_t offset, void *buf,
 		};
 		/* the first chunk is in bodies.data */
 		ret = seq == 0 ?
-			sqlbox_db_query_row(_body->db,
+			pgsql_body_read_chunk(body,
 				"SELECT data FROM bodies WHERE id = $1",
-				params, 1, &result) :
-			sqlbox_db_query_row(_body->db,
+				params, 1, 0) :
+			pgsql_body_read_chunk(body,
 				"SELECT data FROM body_chunks "
 				"WHERE body_id = $1 AND seq = $2",
-				params, N_ELEMENTS(params), &result);
+				params, N_ELEMENTS(params), 0);
 		if (ret <= 0) {
 			if (ret == 0) {
 				sqlbox_db_set_error(_body->db,
@@ -732,12 +1106,7 @@ pgsql_body_read(struct sqlbox_body *_body, uoff_t offset, void *buf,
 			}
 			return -1;
 		}
-		data = sqlbox_db_result_blob(result, 0, &data_size);
-		body->chunk = i_realloc(body->chunk, 0, data_size + 1);
-		memcpy(body->chunk, data, data_size);
-		body->chunk_size = data_size;
 		body->chunk_seq = seq;
-		sqlbox_db_result_free(&result);
 	}
 	if (chunk_offset >= body->chunk_size) {
 		sqlbox_db_set_error(_body->db, SQLBOX_DB_ERROR_INTERNAL,
@@ -755,7 +1124,8 @@ static void pgsql_body_close(struct sqlbox_body *_body)
 	struct pgsql_body *body = container_of(_body, struct pgsql_body,
 					       body);
 
-	i_free(body->chunk);
+	pq.PQclear(body->res);
+	pgsql_shared_result_unref(&body->shared);
 	i_free(body);
 }
 
@@ -791,6 +1161,7 @@ const struct sqlbox_db_vfuncs sqlbox_db_pgsql_vfuncs = {
 	.lock_schema = pgsql_lock_schema,
 	.body_write = pgsql_body_write,
 	.body_copy = pgsql_body_copy,
+	.body_prefetch = pgsql_body_prefetch,
 	.body_open = pgsql_body_open,
 	.body_read = pgsql_body_read,
 	.body_close = pgsql_body_close,

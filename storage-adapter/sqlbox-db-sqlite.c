@@ -6,6 +6,7 @@
 #include "sqlbox-db.h"
 
 #include <sqlite3.h>
+#include <sys/stat.h>
 
 /* SQLite backend: one database file per user, in WAL mode so that readers
    (pop3, imap) and a writer (lmtp) don't block each other. Write
@@ -23,11 +24,18 @@ struct sqlite_stmt {
 	bool in_use;
 };
 
+HASH_TABLE_DEFINE_TYPE(sqlite_stmts, const char *, struct sqlite_stmt *);
+
 struct sqlite_db {
 	struct sqlbox_db db;
 	sqlite3 *conn;
+	/* the buffer of the last small body read, kept for the next one:
+	   a fresh allocation for every message costs page faults and
+	   zeroing */
+	unsigned char *spare;
+	size_t spare_size;
 	/* SQL text (by address) -> prepared statement */
-	HASH_TABLE(const char *, struct sqlite_stmt *) stmts;
+	HASH_TABLE_TYPE(sqlite_stmts) stmts;
 };
 
 struct sqlite_result {
@@ -43,7 +51,10 @@ struct sqlite_body {
 	sqlite3 *conn;
 	sqlite3_blob *blob;
 	unsigned char *data;
+	size_t data_size;
 };
+
+#define SQLITE_MMAP_SIZE "1073741824"
 
 #define SQLITE_DB(d) (container_of(d, struct sqlite_db, db))
 
@@ -153,15 +164,138 @@ static void sqlite_free_stmts(struct sqlite_db *db)
 	hash_table_destroy(&db->stmts);
 }
 
-static void sqlite_disconnect(struct sqlbox_db *_db)
-{
-	struct sqlite_db *db = SQLITE_DB(_db);
+/* Connections kept open after their storage is gone, for the next storage
+   of the same database in this process: an lmtp process delivering one
+   message after another to a user would otherwise open the database,
+   prepare its statements and, closing it as the last connection,
+   checkpoint the whole WAL into the database and delete the WAL, for
+   every message. */
+#define SQLITE_CONN_CACHE_SIZE 4
 
+struct sqlite_cached_conn {
+	char *path;
+	dev_t dev;
+	ino_t ino;
+	bool fsync;
+	sqlite3 *conn;
+	HASH_TABLE_TYPE(sqlite_stmts) stmts;
+	unsigned int last_used;
+};
+
+static struct sqlite_cached_conn sqlite_conn_cache[SQLITE_CONN_CACHE_SIZE];
+static unsigned int sqlite_conn_cache_counter;
+
+static void sqlite_close(struct sqlite_db *db)
+{
 	sqlite_free_stmts(db);
 	if (db->conn != NULL) {
 		(void)sqlite3_close_v2(db->conn);
 		db->conn = NULL;
 	}
+}
+
+static void sqlite_cache_slot_close(struct sqlite_cached_conn *slot)
+{
+	struct sqlite_db tmp;
+
+	i_zero(&tmp);
+	tmp.conn = slot->conn;
+	tmp.stmts = slot->stmts;
+	sqlite_close(&tmp);
+	i_free(slot->path);
+	i_zero(slot);
+}
+
+void sqlbox_db_sqlite_cache_clear(void)
+{
+	unsigned int i;
+
+	for (i = 0; i < SQLITE_CONN_CACHE_SIZE; i++) {
+		if (sqlite_conn_cache[i].conn != NULL)
+			sqlite_cache_slot_close(&sqlite_conn_cache[i]);
+	}
+}
+
+static bool sqlite_cache_put(struct sqlite_db *db)
+{
+	struct sqlite_cached_conn *slot = NULL;
+	struct hash_iterate_context *iter;
+	struct sqlite_stmt *stmt;
+	const char *key;
+	struct stat st;
+	unsigned int i;
+	bool busy = FALSE;
+
+	if (db->conn == NULL || !sqlite3_get_autocommit(db->conn) ||
+	    stat(db->db.set.connect, &st) < 0)
+		return FALSE;
+	iter = hash_table_iterate_init(db->stmts);
+	while (hash_table_iterate(iter, db->stmts, &key, &stmt))
+		busy = busy || stmt->in_use;
+	hash_table_iterate_deinit(&iter);
+	if (busy)
+		return FALSE;
+
+	for (i = 0; i < SQLITE_CONN_CACHE_SIZE; i++) {
+		if (sqlite_conn_cache[i].conn == NULL) {
+			slot = &sqlite_conn_cache[i];
+			break;
+		}
+		if (slot == NULL ||
+		    sqlite_conn_cache[i].last_used < slot->last_used)
+			slot = &sqlite_conn_cache[i];
+	}
+	if (slot->conn != NULL)
+		sqlite_cache_slot_close(slot);
+	slot->path = i_strdup(db->db.set.connect);
+	slot->dev = st.st_dev;
+	slot->ino = st.st_ino;
+	slot->fsync = db->db.set.fsync;
+	slot->conn = db->conn;
+	slot->stmts = db->stmts;
+	slot->last_used = ++sqlite_conn_cache_counter;
+	db->conn = NULL;
+	i_zero(&db->stmts);
+	return TRUE;
+}
+
+static bool sqlite_cache_take(struct sqlite_db *db)
+{
+	struct sqlite_cached_conn *slot;
+	struct stat st;
+	unsigned int i;
+
+	for (i = 0; i < SQLITE_CONN_CACHE_SIZE; i++) {
+		slot = &sqlite_conn_cache[i];
+		if (slot->conn == NULL ||
+		    strcmp(slot->path, db->db.set.connect) != 0)
+			continue;
+		if (stat(db->db.set.connect, &st) < 0 ||
+		    st.st_dev != slot->dev || st.st_ino != slot->ino ||
+		    slot->fsync != db->db.set.fsync) {
+			/* replaced or changed meanwhile */
+			sqlite_cache_slot_close(slot);
+			return FALSE;
+		}
+		db->conn = slot->conn;
+		db->stmts = slot->stmts;
+		(void)sqlite3_busy_timeout(db->conn,
+					   db->db.set.lock_timeout_msecs);
+		i_free(slot->path);
+		i_zero(slot);
+		return TRUE;
+	}
+	return FALSE;
+}
+
+static void sqlite_disconnect(struct sqlbox_db *_db)
+{
+	struct sqlite_db *db = SQLITE_DB(_db);
+
+	if (!sqlite_cache_put(db))
+		sqlite_close(db);
+	i_free_and_null(db->spare);
+	db->spare_size = 0;
 }
 
 static bool sqlite_is_connected(struct sqlbox_db *_db)
@@ -211,6 +345,8 @@ static int sqlite_connect(struct sqlbox_db *_db)
 	struct sqlite_db *db = SQLITE_DB(_db);
 
 	i_assert(db->conn == NULL);
+	if (sqlite_cache_take(db))
+		return 0;
 	if (sqlite_open_conn(db, FALSE, &db->conn) < 0)
 		return -1;
 	hash_table_create_direct(&db->stmts, default_pool, 64);
@@ -220,11 +356,13 @@ static int sqlite_connect(struct sqlbox_db *_db)
 	   optimized/always); NORMAL survives a crashed process but not
 	   a power loss (mail_fsync=never). */
 	if (sqlite_exec_simple(db, "PRAGMA journal_mode=WAL") < 0 ||
+	    /* read pages through a mapping, not a pread() each */
+	    sqlite_exec_simple(db, "PRAGMA mmap_size="SQLITE_MMAP_SIZE) < 0 ||
 	    sqlite_exec_simple(db, db->db.set.fsync ?
 			       "PRAGMA synchronous=FULL" :
 			       "PRAGMA synchronous=NORMAL") < 0 ||
 	    sqlite_exec_simple(db, "PRAGMA foreign_keys=OFF") < 0) {
-		sqlite_disconnect(_db);
+		sqlite_close(db);
 		return -1;
 	}
 	return 0;
@@ -678,7 +816,15 @@ sqlite_body_open(struct sqlbox_db *_db, int64_t body_id,
 		memcpy(body->body.sha256, data, size);
 	if (!sqlbox_db_result_is_null(result, 2)) {
 		data = sqlbox_db_result_blob(result, 2, &size);
-		body->data = i_malloc(size + 1);
+		if (db->spare != NULL && db->spare_size > size) {
+			body->data = db->spare;
+			body->data_size = db->spare_size;
+			db->spare = NULL;
+			db->spare_size = 0;
+		} else {
+			body->data_size = I_MAX(size + 1, IO_BLOCK_SIZE);
+			body->data = i_malloc(body->data_size);
+		}
 		if (size > 0)
 			memcpy(body->data, data, size);
 		body->body.data = body->data;
@@ -743,11 +889,21 @@ static void sqlite_body_close(struct sqlbox_body *_body)
 	struct sqlite_body *body = container_of(_body, struct sqlite_body,
 						body);
 
+	struct sqlite_db *db = SQLITE_DB(_body->db);
+
 	if (body->blob != NULL)
 		(void)sqlite3_blob_close(body->blob);
 	if (body->conn != NULL)
 		(void)sqlite3_close_v2(body->conn);
-	i_free(body->data);
+	if (body->data != NULL && body->data_size > db->spare_size &&
+	    body->data_size <= SQLBOX_BODY_CHUNK_SIZE * 2) {
+		/* keep the larger buffer for the next body */
+		i_free(db->spare);
+		db->spare = body->data;
+		db->spare_size = body->data_size;
+	} else {
+		i_free(body->data);
+	}
 	i_free(body);
 }
 

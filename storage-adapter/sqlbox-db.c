@@ -245,6 +245,19 @@ int sqlbox_db_body_copy(struct sqlbox_db *db, int64_t src_id,
 	return db->v->body_copy(db, src_id, body_id_r);
 }
 
+bool sqlbox_db_can_prefetch(struct sqlbox_db *db)
+{
+	return db->v->body_prefetch != NULL;
+}
+
+void sqlbox_db_body_prefetch(struct sqlbox_db *db, const int64_t *body_ids,
+			     unsigned int count)
+{
+	if (db->v->body_prefetch != NULL && db->transaction_depth == 0 &&
+	    sqlbox_db_connect_if_idle(db) == 0)
+		db->v->body_prefetch(db, body_ids, count);
+}
+
 int sqlbox_db_body_open(struct sqlbox_db *db, int64_t body_id,
 			struct sqlbox_body **body_r)
 {

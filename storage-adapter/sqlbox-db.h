@@ -152,6 +152,10 @@ struct sqlbox_db_vfuncs {
 			  int64_t *body_id_r);
 	int (*body_copy)(struct sqlbox_db *db, int64_t src_id,
 			 int64_t *body_id_r);
+	/* Optional: read these (small) bodies ahead, for the next
+	   body_open()s. Best effort. */
+	void (*body_prefetch)(struct sqlbox_db *db, const int64_t *body_ids,
+			      unsigned int count);
 	/* Returns 1 if found, 0 if the body doesn't exist, -1 on error. */
 	int (*body_open)(struct sqlbox_db *db, int64_t body_id,
 			 struct sqlbox_body **body_r);
@@ -181,6 +185,13 @@ struct sqlbox_db {
 };
 
 extern const struct sqlbox_db_vfuncs sqlbox_db_sqlite_vfuncs;
+/* Validates a libpq conninfo string (loading libpq). */
+int sqlbox_db_pgsql_check_conninfo(const char *conninfo,
+				   bool *have_connect_timeout_r,
+				   const char **error_r);
+/* Close the connections kept for reuse in this process. */
+void sqlbox_db_sqlite_cache_clear(void);
+void sqlbox_db_pgsql_cache_clear(void);
 extern const struct sqlbox_db_vfuncs sqlbox_db_pgsql_vfuncs;
 
 /* The schema version this build creates and understands. */
@@ -227,6 +238,9 @@ int sqlbox_db_body_write(struct sqlbox_db *db, struct istream *input,
 			 int64_t *body_id_r);
 int sqlbox_db_body_copy(struct sqlbox_db *db, int64_t src_id,
 			int64_t *body_id_r);
+bool sqlbox_db_can_prefetch(struct sqlbox_db *db);
+void sqlbox_db_body_prefetch(struct sqlbox_db *db, const int64_t *body_ids,
+			     unsigned int count);
 int sqlbox_db_body_open(struct sqlbox_db *db, int64_t body_id,
 			struct sqlbox_body **body_r);
 ssize_t sqlbox_db_body_read(struct sqlbox_body *body, uoff_t offset,

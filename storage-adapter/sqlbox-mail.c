@@ -162,6 +162,52 @@ sqlbox_mail_get_special(struct mail *_mail, enum mail_fetch_field field,
 	}
 }
 
+#define SQLBOX_PREFETCH_MAX_COUNT 32
+#define SQLBOX_PREFETCH_MAX_BYTES (4*1024*1024)
+
+/* When messages are read one after another (POP3 RETR of every message,
+   IMAP FETCH 1:* BODY[]), a backend that can (PostgreSQL) reads the
+   following small bodies ahead, in one round trip. */
+static void sqlbox_mail_prefetch(struct mail *mail)
+{
+	struct sqlbox_mailbox *mbox = SQLBOX_MAILBOX(mail->box);
+	struct mail_index_view *view = mail->transaction->view;
+	const struct sqlbox_index_record *rec;
+	const void *data;
+	int64_t ids[SQLBOX_PREFETCH_MAX_COUNT];
+	uint32_t seq, messages;
+	unsigned int count = 0;
+	uoff_t bytes = 0;
+	bool expunged, sequential;
+
+	/* two in a row: not for a client that reads one message */
+	sequential = mbox->last_stream_seq != 0 &&
+		mail->seq == mbox->last_stream_seq + 1;
+	mbox->last_stream_seq = mail->seq;
+	if (!sequential || mail->seq <= mbox->prefetched_until_seq ||
+	    !sqlbox_db_can_prefetch(mbox->storage->db))
+		return;
+
+	messages = mail_index_view_get_messages_count(view);
+	for (seq = mail->seq; seq <= messages &&
+	     count < SQLBOX_PREFETCH_MAX_COUNT; seq++) {
+		mail_index_lookup_ext(view, seq, mbox->rec_ext_id, &data,
+				      &expunged);
+		rec = data;
+		if (rec == NULL || rec->physical_size > SQLBOX_BODY_CHUNK_SIZE)
+			break;
+		if (bytes + rec->physical_size > SQLBOX_PREFETCH_MAX_BYTES &&
+		    count > 0)
+			break;
+		bytes += rec->physical_size;
+		ids[count++] = rec->body_id;
+	}
+	if (count > 1) {
+		sqlbox_db_body_prefetch(mbox->storage->db, ids, count);
+		mbox->prefetched_until_seq = seq - 1;
+	}
+}
+
 static int
 sqlbox_mail_get_stream(struct mail *_mail, bool get_body ATTR_UNUSED,
 		       struct message_size *hdr_size,
@@ -202,6 +248,7 @@ sqlbox_mail_get_stream(struct mail *_mail, bool get_body ATTR_UNUSED,
 				"Connecting to the database");
 			return -1;
 		}
+		sqlbox_mail_prefetch(_mail);
 		ret = sqlbox_istream_open(mbox->storage->db, rec->body_id,
 					  mbox->storage->temp_prefix,
 					  &input, &corrupt, &error);

@@ -4,6 +4,7 @@
 #include "mail-storage-private.h"
 #include "sqlbox-plugin.h"
 #include "sqlbox-storage.h"
+#include "sqlbox-db.h"
 
 /* sqlbox: a mail storage in SQLite or PostgreSQL.
    mail_plugins = $mail_plugins sqlbox
@@ -18,5 +19,7 @@ void sqlbox_plugin_init(struct module *module ATTR_UNUSED)
 
 void sqlbox_plugin_deinit(void)
 {
+	sqlbox_db_sqlite_cache_clear();
+	sqlbox_db_pgsql_cache_clear();
 	mail_storage_class_unregister(&sqlbox_storage);
 }

@@ -6,7 +6,6 @@
 #include "settings-parser.h"
 #include "sqlbox-settings.h"
 
-#include <libpq-fe.h>
 
 static int
 sqlbox_settings_parse_driver(const char *value,
@@ -31,9 +30,8 @@ static int
 sqlbox_settings_parse_pgsql(const char *value, pool_t pool,
 			    const char **connect_r, const char **error_r)
 {
-	PQconninfoOption *opts, *opt;
-	char *errmsg = NULL;
-	bool have_timeout = FALSE;
+	const char *error;
+	bool have_timeout;
 
 	if (value == NULL || *value == '\0') {
 		*error_r = "sqlbox_connect: Missing: sqlbox_driver=pgsql "
@@ -42,22 +40,13 @@ sqlbox_settings_parse_pgsql(const char *value, pool_t pool,
 			"target_session_attrs=read-write)";
 		return -1;
 	}
-	opts = PQconninfoParse(value, &errmsg);
-	if (opts == NULL) {
+	if (sqlbox_db_pgsql_check_conninfo(value, &have_timeout,
+					   &error) < 0) {
 		*error_r = t_strdup_printf(
 			"sqlbox_connect: Invalid libpq connection string: %s",
-			errmsg == NULL ? "out of memory" :
-			t_strcut(errmsg, '\n'));
-		PQfreemem(errmsg);
+			error);
 		return -1;
 	}
-	for (opt = opts; opt->keyword != NULL; opt++) {
-		if (strcmp(opt->keyword, "connect_timeout") == 0 &&
-		    opt->val != NULL && *opt->val != '\0')
-			have_timeout = TRUE;
-	}
-	PQconninfoFree(opts);
-
 	if (have_timeout || strstr(value, "://") != NULL) {
 		/* a URI can't simply be appended to */
 		*connect_r = p_strdup(pool, value);

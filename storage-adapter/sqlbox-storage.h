@@ -62,6 +62,8 @@ struct sqlbox_mailbox {
 	uint32_t hdr_ext_id, rec_ext_id;
 	/* the database row, as of open or the last sync */
 	struct sqlbox_db_mailbox db_box;
+	/* bodies read ahead when messages are read in order */
+	uint32_t last_stream_seq, prefetched_until_seq;
 	/* this process committed changes the index doesn't have yet */
 	bool db_changed:1;
 };

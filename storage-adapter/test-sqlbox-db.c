@@ -384,6 +384,7 @@ static void test_sqlbox_deinit(void)
 {
 	const char *error;
 
+	sqlbox_db_sqlite_cache_clear();
 	(void)unlink_directory(TEST_DIR, UNLINK_DIRECTORY_FLAG_RMDIR, &error);
 	io_loop_destroy(&test_ioloop);
 }

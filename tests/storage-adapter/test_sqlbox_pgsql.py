@@ -70,11 +70,12 @@ class PgsqlStorageTest(TestCase):
         self.pg.psql("CREATE DATABASE %s OWNER dovecot" % name)
         return name
 
-    def start(self, users=("alice",), name="dovecot", db=None):
+    def start(self, users=("alice",), name="dovecot", db=None, **kwargs):
         db = db or self.database()
         d = self.track(sqlbox_dovecot(
             self.workdir, name=name, users={u: {} for u in users},
-            driver="pgsql", connect=self.pg.conninfo(db, "dovecot")))
+            driver="pgsql", connect=self.pg.conninfo(db, "dovecot"),
+            **kwargs))
         d.start()
         return d, db
 
@@ -132,6 +133,36 @@ class PgsqlStorageTest(TestCase):
         log = d.wait_log("is corrupted: SHA-256")
         self.assertIn("uid 1: Body", log)
         d.wait_log("uid 2: Body")
+
+    def test_bodies_read_ahead_are_checked_too(self):
+        # reading in order makes the PostgreSQL backend fetch the next
+        # bodies in one query; each is still checked before it's served
+        d, db = self.start(extra_conf="log_debug = category=sqlbox\n")
+        sent = [mail.message(n, size=3000 + n * 500) for n in range(12)]
+        d.deliver_many("alice", sent)
+        self.pg.psql("UPDATE bodies SET data = set_byte(data, 50, 66) "
+                     "WHERE id = (SELECT body_id FROM messages "
+                     "WHERE uid = 7)", db)
+        p = d.pop3("alice")
+        for n in range(1, 13):
+            if n == 7:
+                with self.assertRaises(poplib.error_proto):
+                    p.retr(n)
+                continue
+            _, lines, _ = p.retr(n)
+            self.assertTrue((b"\r\n".join(lines) + b"\r\n").endswith(
+                sent[n - 1]), n)
+        p.quit()
+        d.wait_log("uid 7: Body")
+        d.wait_log("Read 11 of 11 bodies ahead")
+        i = d.imap("alice")
+        i.select("INBOX")
+        typ, data = i.fetch("8:12", "(BODY.PEEK[TEXT])")
+        texts = [x[1] for x in data if isinstance(x, tuple)]
+        self.assertEqual(len(texts), 5)
+        for n, t in zip(range(8, 13), texts):
+            self.assertTrue(sent[n - 1].endswith(t))
+        i.logout()
 
     def test_two_instances_share_one_database(self):
         db = self.database()
