@@ -172,23 +172,25 @@ def read_multiline(f, keep=False):
         tail = window[-4:]
 
 
-def make_targets(workdir, kinds, pg):
+def make_targets(workdir, kinds, pg, phase):
     targets = []
     users = {"bench": {}}
     for kind in kinds:
         if kind == "sdbox":
-            d = Dovecot(workdir, name="sdbox", users=users,
+            d = Dovecot(workdir, name="sdbox-" + phase, users=users,
                         mail_location="sdbox:~/sdbox")
             with_temp_dir(d)
             targets.append(Target("sdbox", d))
         elif kind == "sqlite":
-            d = sqlbox_dovecot(workdir, name="sqlbox-sqlite", users=users)
+            d = sqlbox_dovecot(workdir, name="sqlbox-sqlite-" + phase,
+                               users=users)
             targets.append(Target("sqlbox/SQLite", d))
         elif kind == "pgsql":
-            pg.psql("CREATE DATABASE bench%d" % os.getpid())
-            d = sqlbox_dovecot(workdir, name="sqlbox-pgsql", users=users,
-                               driver="pgsql",
-                               connect=pg.conninfo("bench%d" % os.getpid()))
+            db = "bench_" + phase
+            pg.psql("CREATE DATABASE " + db)
+            d = sqlbox_dovecot(workdir, name="sqlbox-pgsql-" + phase,
+                               users=users, driver="pgsql",
+                               connect=pg.conninfo(db))
             targets.append(Target("sqlbox/PostgreSQL", d, pg))
     for t in targets:
         t.d.start()
@@ -197,7 +199,7 @@ def make_targets(workdir, kinds, pg):
 
 def bench_lmtp_and_pop3(workdir, args, pg, results):
     kinds = ["sdbox", "sqlite"] + ([] if args.skip_pg else ["pgsql"])
-    targets = make_targets(workdir, kinds, pg)
+    targets = make_targets(workdir, kinds, pg, "session")
     try:
         msgs = list(messages(args.messages, 1, 2 * 1024, 200 * 1024))
         total_bytes = sum(len(m) for m in msgs)
@@ -238,7 +240,7 @@ def bench_lmtp_and_pop3(workdir, args, pg, results):
 
 
 def bench_rebuild(workdir, args, pg, results):
-    targets = make_targets(workdir, ["sdbox", "sqlite"], pg)
+    targets = make_targets(workdir, ["sdbox", "sqlite"], pg, "rebuild")
     try:
         msgs = list(messages(args.big_messages, 2, 2 * 1024, 4 * 1024))
         for i in range(0, len(msgs), 1000):
@@ -331,6 +333,8 @@ def main():
                 "shared_buffers": "256MB"})
         if "lmtp" in args.only or "pop3" in args.only:
             bench_lmtp_and_pop3(workdir, args, pg, results)
+            print(report(results), flush=True)
+            save(args, results)
         if "rebuild" in args.only:
             bench_rebuild(workdir, args, pg, results)
     finally:
@@ -338,6 +342,10 @@ def main():
             pg.cleanup()
         shutil.rmtree(workdir, ignore_errors=True)
     print(report(results))
+    save(args, results)
+
+
+def save(args, results):
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=2)

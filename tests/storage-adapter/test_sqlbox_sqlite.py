@@ -233,6 +233,36 @@ class SqliteStorageTest(TestCase):
         self.assertEqual(sqlite_query(path, "SELECT count(*) FROM bodies")
                          [0][0], 5)
 
+    def test_imap_append(self):
+        d = self.start()
+        i = d.imap("alice")
+        i.create("Drafts")
+        # bare LF line ends: stored (and served) with CRLF
+        msg = b"Subject: appended\nFrom: a@example.test\n\nline 1\n.line 2\n"
+        crlf = msg.replace(b"\n", b"\r\n")
+        typ, data = i.append("Drafts", r"(\Draft $Todo)",
+                             imaplib.Time2Internaldate(1600000000), msg)
+        self.assertEqual(typ, "OK")
+        m = re.search(rb"APPENDUID (\d+) (\d+)", data[0])
+        self.assertIsNotNone(m, data)
+        i.select("Drafts")
+        typ, data = i.uid("FETCH", m.group(2).decode(),
+                          "(FLAGS INTERNALDATE RFC822.SIZE BODY.PEEK[])")
+        self.assertEqual(typ, "OK")
+        meta = data[0][0]
+        self.assertIn(b"\\Draft", meta)
+        self.assertIn(b"$Todo", meta)
+        self.assertIn(b"RFC822.SIZE %d" % len(crlf), meta)
+        self.assertEqual(data[0][1], crlf)
+        self.assertIn(b"13-Sep-2020", meta)
+        i.logout()
+        path = sqlite_path(d, "alice")
+        row = sqlite_query(path, "SELECT m.uid, m.flags, m.received_date, "
+                           "x.uidvalidity FROM messages m JOIN mailboxes x "
+                           "ON x.id = m.mailbox_id WHERE x.name = 'Drafts'")
+        self.assertEqual(row, [[int(m.group(2)), 16, 1600000000,
+                                int(m.group(1))]])
+
     def test_new_mail_appears_in_an_open_session(self):
         d = self.start()
         d.deliver("alice", mail.message(1))
