@@ -7,6 +7,8 @@ without losing an acknowledged delivery."""
 import hashlib
 import os
 import poplib
+import re
+import socket
 import shutil
 import smtplib
 import tempfile
@@ -32,6 +34,11 @@ def lmtp_deliver(d, user, msg):
         return e.smtp_code
     except (smtplib.SMTPServerDisconnected, OSError):
         return 0
+
+
+def peak_rss_kb(pid):
+    with open("/proc/%d/status" % pid) as f:
+        return int(re.search(r"VmHWM:\s+(\d+)", f.read()).group(1))
 
 
 def pop3_view(d, user):
@@ -163,6 +170,47 @@ class PgsqlStorageTest(TestCase):
         for n, t in zip(range(8, 13), texts):
             self.assertTrue(sent[n - 1].endswith(t))
         i.logout()
+
+    def test_105mb_message_is_streamed(self):
+        # stored in 1 MiB chunks, checked and spooled to a temporary
+        # file before it's served: no process holds it whole
+        d, db = self.start()
+        big = mail.big_message(1, 105 * 1024 * 1024)
+        d.deliver("alice", big)
+        lmtp_pid = int(re.findall(r"lmtp\((\d+)\): Info: Connect",
+                                  d.log())[-1])
+        lmtp_peak = peak_rss_kb(lmtp_pid)
+        s = socket.create_connection(("127.0.0.1", d.pop3_port))
+        f = s.makefile("rb")
+        f.readline()
+        s.sendall(b"USER alice\r\nPASS secret\r\n")
+        f.readline()
+        self.assertTrue(f.readline().startswith(b"+OK"))
+        pid = int(re.findall(r"Login: user=<alice>.*mpid=(\d+)",
+                             d.log())[-1])
+        s.sendall(b"RETR 1\r\n")
+        self.assertTrue(f.readline().startswith(b"+OK"))
+        h = hashlib.sha256()
+        size = 0
+        while True:
+            line = f.readline()
+            if line == b".\r\n":
+                break
+            if line.startswith(b".."):
+                line = line[1:]
+            h.update(line)
+            size += len(line)
+        pop3_peak = peak_rss_kb(pid)
+        s.sendall(b"QUIT\r\n")
+        f.readline()
+        s.close()
+        rows = self.pg.psql("SELECT size, encode(sha256, 'hex'), "
+                            "(SELECT count(*) FROM body_chunks) FROM bodies",
+                            db)
+        self.assertEqual(rows, [[str(size), h.hexdigest(), str(
+            (size - 1) // (1024 * 1024))]])
+        self.assertLess(pop3_peak, 64 * 1024, "pop3 peak RSS (kB)")
+        self.assertLess(lmtp_peak, 64 * 1024, "lmtp peak RSS (kB)")
 
     def test_two_instances_share_one_database(self):
         db = self.database()

@@ -7,6 +7,7 @@ import imaplib
 import os
 import re
 import shutil
+import smtplib
 import subprocess
 import threading
 import time
@@ -102,6 +103,35 @@ class SqliteStorageTest(TestCase):
         self.assertEqual(uidl_map(p), uidls)
         self.assertEqual(pop3_messages(p), got)
         p.quit()
+
+    def test_lmtp_delivery_to_several_recipients(self):
+        # LMTP saves the first recipient's copy, then copies it (through
+        # the first user's sqlbox) to the others
+        d = self.start(users=("alice", "bob", "carol"))
+        msg = mail.message(7, size=5000)
+        with smtplib.LMTP("127.0.0.1", d.lmtp_port) as lmtp:
+            lmtp.ehlo()
+            self.assertEqual(lmtp.mail("sender@example.test")[0], 250)
+            for rcpt in ("alice", "bob", "carol"):
+                self.assertEqual(lmtp.rcpt(rcpt)[0], 250)
+            # LMTP: one reply per recipient after the data
+            replies = [lmtp.data(msg)[0]]
+            replies += [lmtp.getreply()[0] for _ in range(2)]
+        self.assertEqual(replies, [250, 250, 250])
+        bodies = {}
+        for user in ("alice", "bob", "carol"):
+            p = d.pop3(user)
+            got = pop3_messages(p)
+            p.quit()
+            self.assertEqual(len(got), 1, user)
+            self.assertTrue(got[0].endswith(msg), user)
+            bodies[user] = got[0]
+        # one message, copied byte for byte from the first user's
+        self.assertEqual(len(set(bodies.values())), 1)
+        for user in ("alice", "bob", "carol"):
+            self.assertEqual(sqlite_query(sqlite_path(d, user),
+                                          "SELECT count(*) FROM messages"),
+                             [[1]], user)
 
     def test_pop3_dele_expunges_in_the_database(self):
         d = self.start()
