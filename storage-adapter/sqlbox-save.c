@@ -482,8 +482,6 @@ int sqlbox_transaction_db_commit(struct sqlbox_transaction_context *st)
 	bool expunged = FALSE;
 	int ret;
 
-	if (ctx != NULL && ctx->failed && !ctx->finished)
-		return -1;
 	if (save_count == 0 && change_count == 0)
 		return 0;
 
