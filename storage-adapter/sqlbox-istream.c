@@ -107,10 +107,12 @@ static struct istream *sqlbox_body_istream_create(struct sqlbox_body *body)
 	return i_stream_create(&bstream->istream, NULL, -1, 0);
 }
 
+/* Reads a large body through once, taking its SHA-256 and, with output,
+   copying it there. */
 static int
-sqlbox_body_verify_large(struct sqlbox_body *body,
-			 unsigned char digest_r[SQLBOX_SHA256_SIZE],
-			 const char **error_r)
+sqlbox_body_read_all(struct sqlbox_body *body, struct ostream *output,
+		     unsigned char digest_r[SQLBOX_SHA256_SIZE],
+		     const char **error_r)
 {
 	unsigned char *buf;
 	unsigned int len = SQLBOX_SHA256_SIZE;
@@ -136,6 +138,8 @@ sqlbox_body_verify_large(struct sqlbox_body *body,
 		}
 		if (EVP_DigestUpdate(md, buf, ret) != 1)
 			i_fatal("sqlbox: EVP_DigestUpdate() failed");
+		if (output != NULL)
+			o_stream_nsend(output, buf, ret);
 		offset += ret;
 	}
 	if (result == 0 && EVP_DigestFinal_ex(md, digest_r, &len) != 1)
@@ -157,47 +161,18 @@ sqlbox_body_spool(struct sqlbox_body *body, const char *temp_prefix,
 		  unsigned char digest_r[SQLBOX_SHA256_SIZE],
 		  struct istream **input_r, const char **error_r)
 {
-	unsigned char *buf;
-	unsigned int len = SQLBOX_SHA256_SIZE;
 	struct ostream *output;
-	uoff_t offset = 0;
-	EVP_MD_CTX *md;
-	ssize_t ret;
-	int result = 0;
 
 	output = iostream_temp_create_sized(temp_prefix, 0, "sqlbox body",
 					    IO_BLOCK_SIZE);
-	buf = i_malloc(IO_BLOCK_SIZE * 16);
-	md = EVP_MD_CTX_new();
-	if (md == NULL || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1)
-		i_fatal("sqlbox: EVP_DigestInit_ex(sha256) failed");
-	while (offset < body->size) {
-		ret = sqlbox_db_body_read(body, offset, buf,
-					  IO_BLOCK_SIZE * 16);
-		if (ret <= 0) {
-			if (ret == 0)
-				*error_r = "Body is shorter than its recorded size";
-			else
-				(void)sqlbox_db_get_error(body->db, error_r);
-			result = -1;
-			break;
-		}
-		if (EVP_DigestUpdate(md, buf, ret) != 1)
-			i_fatal("sqlbox: EVP_DigestUpdate() failed");
-		o_stream_nsend(output, buf, ret);
-		offset += ret;
+	if (sqlbox_body_read_all(body, output, digest_r, error_r) < 0) {
+		o_stream_destroy(&output);
+		return -1;
 	}
-	if (result == 0 && EVP_DigestFinal_ex(md, digest_r, &len) != 1)
-		i_fatal("sqlbox: EVP_DigestFinal_ex() failed");
-	EVP_MD_CTX_free(md);
-	i_free(buf);
-	if (result == 0 && o_stream_finish(output) < 0) {
+	if (o_stream_finish(output) < 0) {
 		*error_r = t_strdup_printf("write(%s) failed: %s",
 					   o_stream_get_name(output),
 					   o_stream_get_error(output));
-		result = -1;
-	}
-	if (result < 0) {
 		o_stream_destroy(&output);
 		return -1;
 	}
@@ -245,7 +220,7 @@ int sqlbox_istream_open(struct sqlbox_db *db, int64_t body_id,
 			sqlbox_db_body_close(&body);
 			return -1;
 		}
-	} else if (sqlbox_body_verify_large(body, digest, error_r) < 0) {
+	} else if (sqlbox_body_read_all(body, NULL, digest, error_r) < 0) {
 		*error_r = t_strdup_printf("Reading body %"PRId64" failed: %s",
 					   body_id, *error_r);
 		sqlbox_db_body_close(&body);

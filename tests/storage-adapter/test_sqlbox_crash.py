@@ -19,7 +19,8 @@ import time
 
 from pop3ext_harness import TestCase, mail
 from pop3ext_harness.sqlbox import (sqlbox_dovecot, sqlite_path,
-                                    sqlite_query, remove_index_files)
+                                    sqlite_query, remove_index_files,
+                                    pop3_view)
 
 LMTP_TRIALS = 36
 POP3_TRIALS = 14
@@ -132,17 +133,6 @@ def stored_messages(d, user):
                            "IN (SELECT body_id FROM messages)")[0][0]
     assert orphans == 0, "%d bodies without a message" % orphans
     return out
-
-
-def pop3_view(d, user):
-    p = d.pop3(user)
-    uidls = [x.split()[1] for x in p.uidl()[1]]
-    bodies = []
-    for n in range(1, len(uidls) + 1):
-        _, lines, _ = p.retr(n)
-        bodies.append(b"\r\n".join(lines) + b"\r\n")
-    p.quit()
-    return uidls, bodies
 
 
 class SqliteCrashTest(TestCase):

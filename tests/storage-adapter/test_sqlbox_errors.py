@@ -5,27 +5,14 @@ policy relies on."""
 
 import os
 import poplib
-import smtplib
 import subprocess
-import time
 
 from pop3ext_harness import TestCase, mail
-from pop3ext_harness.dovecot import DovecotError, MAIL_USER
+from pop3ext_harness.dovecot import MAIL_USER
 from pop3ext_harness.sqlbox import (sqlbox_dovecot, sqlite_path,
                                     sqlite_query, sqlite_run,
-                                    remove_index_files, SYSTEM_PYTHON)
-
-
-def lmtp_status(d, user, msg):
-    """The LMTP reply code for one delivery."""
-    with smtplib.LMTP("127.0.0.1", d.lmtp_port, timeout=60) as lmtp:
-        try:
-            lmtp.sendmail("sender@example.test", [user], msg)
-            return 250
-        except smtplib.SMTPRecipientsRefused as e:
-            return list(e.recipients.values())[0][0]
-        except smtplib.SMTPDataError as e:
-            return e.smtp_code
+                                    remove_index_files, SYSTEM_PYTHON,
+                                    lmtp_status)
 
 
 class SqlboxSettingsErrorTest(TestCase):

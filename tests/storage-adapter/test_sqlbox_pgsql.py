@@ -8,49 +8,17 @@ import hashlib
 import os
 import poplib
 import re
-import socket
 import shutil
-import smtplib
 import tempfile
 import threading
 import time
-import unittest
 
 from pop3ext_harness import TestCase, mail
 from pop3ext_harness.case import WORK_ROOT
 from pop3ext_harness.postgres import Postgres, PostgresPair
-from pop3ext_harness.sqlbox import sqlbox_dovecot, remove_index_files
-
-
-def lmtp_deliver(d, user, msg):
-    """Returns the LMTP reply code of one delivery."""
-    try:
-        with smtplib.LMTP("127.0.0.1", d.lmtp_port, timeout=60) as lmtp:
-            lmtp.sendmail("sender@example.test", [user], msg)
-            return 250
-    except smtplib.SMTPRecipientsRefused as e:
-        return list(e.recipients.values())[0][0]
-    except smtplib.SMTPDataError as e:
-        return e.smtp_code
-    except (smtplib.SMTPServerDisconnected, OSError):
-        return 0
-
-
-def peak_rss_kb(pid):
-    with open("/proc/%d/status" % pid) as f:
-        return int(re.search(r"VmHWM:\s+(\d+)", f.read()).group(1))
-
-
-def pop3_view(d, user):
-    """(UIDLs, bodies) of the user's POP3 maildrop."""
-    p = d.pop3(user)
-    uidls = [x.split()[1] for x in p.uidl()[1]]
-    bodies = []
-    for n in range(1, len(uidls) + 1):
-        _, lines, _ = p.retr(n)
-        bodies.append(b"\r\n".join(lines) + b"\r\n")
-    p.quit()
-    return uidls, bodies
+from pop3ext_harness.sqlbox import (sqlbox_dovecot, remove_index_files,
+                                    lmtp_status, pop3_view, peak_rss_kb,
+                                    retr_streamed)
 
 
 class PgsqlStorageTest(TestCase):
@@ -180,34 +148,11 @@ class PgsqlStorageTest(TestCase):
         lmtp_pid = int(re.findall(r"lmtp\((\d+)\): Info: Connect",
                                   d.log())[-1])
         lmtp_peak = peak_rss_kb(lmtp_pid)
-        s = socket.create_connection(("127.0.0.1", d.pop3_port))
-        f = s.makefile("rb")
-        f.readline()
-        s.sendall(b"USER alice\r\nPASS secret\r\n")
-        f.readline()
-        self.assertTrue(f.readline().startswith(b"+OK"))
-        pid = int(re.findall(r"Login: user=<alice>.*mpid=(\d+)",
-                             d.log())[-1])
-        s.sendall(b"RETR 1\r\n")
-        self.assertTrue(f.readline().startswith(b"+OK"))
-        h = hashlib.sha256()
-        size = 0
-        while True:
-            line = f.readline()
-            if line == b".\r\n":
-                break
-            if line.startswith(b".."):
-                line = line[1:]
-            h.update(line)
-            size += len(line)
-        pop3_peak = peak_rss_kb(pid)
-        s.sendall(b"QUIT\r\n")
-        f.readline()
-        s.close()
+        size, digest, pop3_peak = retr_streamed(d, "alice")
         rows = self.pg.psql("SELECT size, encode(sha256, 'hex'), "
                             "(SELECT count(*) FROM body_chunks) FROM bodies",
                             db)
-        self.assertEqual(rows, [[str(size), h.hexdigest(), str(
+        self.assertEqual(rows, [[str(size), digest.hex(), str(
             (size - 1) // (1024 * 1024))]])
         self.assertLess(pop3_peak, 64 * 1024, "pop3 peak RSS (kB)")
         self.assertLess(lmtp_peak, 64 * 1024, "lmtp peak RSS (kB)")
@@ -221,7 +166,7 @@ class PgsqlStorageTest(TestCase):
         def deliver(d, tag):
             codes = []
             for n in range(25):
-                codes.append(lmtp_deliver(
+                codes.append(lmtp_status(
                     d, "alice", mail.message(n, subject="%s %d" % (tag, n))))
             results[tag] = codes
 
@@ -266,7 +211,7 @@ class PgsqlStorageTest(TestCase):
 
         self.pg.stop()
         try:
-            self.assertEqual(lmtp_deliver(d, "alice", mail.message(2)) // 100,
+            self.assertEqual(lmtp_status(d, "alice", mail.message(2)) // 100,
                              4)
             # pop3 says +OK at login before it opens INBOX; the failure
             # comes with the next reply
@@ -280,7 +225,7 @@ class PgsqlStorageTest(TestCase):
             self.pg.start()
 
         # back, without restarting Dovecot: the same processes reconnect
-        self.assertEqual(lmtp_deliver(d, "alice", mail.message(3)), 250)
+        self.assertEqual(lmtp_status(d, "alice", mail.message(3)), 250)
         typ, data = i.store("1", "+FLAGS", r"(\Flagged)")
         self.assertEqual(typ, "OK", data)
         i.noop()
@@ -297,7 +242,7 @@ class PgsqlStorageTest(TestCase):
         d, db = self.start()
         d.deliver("alice", mail.message(1))
         self.pg.psql("UPDATE sqlbox_schema SET version = 7", db)
-        self.assertEqual(lmtp_deliver(d, "alice", mail.message(2)) // 100, 4)
+        self.assertEqual(lmtp_status(d, "alice", mail.message(2)) // 100, 4)
         d.wait_log("Database schema version 7 is newer than this sqlbox "
                    "understands")
         self.assertEqual(self.pg.psql("SELECT count(*) FROM messages", db),
@@ -325,7 +270,7 @@ class PgsqlFailoverTest(TestCase):
             while not stop.is_set():
                 n += 1
                 subject = "failover %d" % n
-                code = lmtp_deliver(d, "alice",
+                code = lmtp_status(d, "alice",
                                     mail.message(n, size=600,
                                                  subject=subject))
                 if code == 250:

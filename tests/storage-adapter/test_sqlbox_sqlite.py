@@ -9,13 +9,13 @@ import re
 import shutil
 import smtplib
 import subprocess
-import threading
 import time
 
 from pop3ext_harness import TestCase, mail
 from pop3ext_harness.sqlbox import (sqlbox_dovecot, sqlite_path,
                                     sqlite_query, sqlite_run,
-                                    remove_index_files, index_files)
+                                    remove_index_files, index_files,
+                                    peak_rss_kb, retr_streamed)
 
 
 def pop3_messages(p):
@@ -472,45 +472,15 @@ class SqliteStorageTest(TestCase):
 
 class SqliteLargeMessageTest(TestCase):
 
-    def peak_rss_kb(self, pid):
-        with open("/proc/%d/status" % pid) as f:
-            return int(re.search(r"VmHWM:\s+(\d+)", f.read()).group(1))
-
     def test_110mb_message_is_streamed(self):
         d = self.track(sqlbox_dovecot(self.workdir, users={"alice": {}}))
         d.start()
         big = mail.big_message(1, 110 * 1024 * 1024)
-        digest_sent = hashlib.sha256(big).hexdigest()
         d.deliver("alice", big)
         lmtp_pid = int(re.findall(r"lmtp\((\d+)\): Info: Connect",
                                   d.log())[-1])
-        lmtp_peak = self.peak_rss_kb(lmtp_pid)
-
-        import socket
-        s = socket.create_connection(("127.0.0.1", d.pop3_port))
-        f = s.makefile("rb")
-        f.readline()
-        s.sendall(b"USER alice\r\nPASS secret\r\n")
-        f.readline()
-        self.assertTrue(f.readline().startswith(b"+OK"))
-        pid = int(re.findall(r"pop3-login: Info: Login: user=<alice>.*"
-                             r"mpid=(\d+)", d.log())[-1])
-        s.sendall(b"RETR 1\r\n")
-        self.assertTrue(f.readline().startswith(b"+OK"))
-        h = hashlib.sha256()
-        size = 0
-        while True:
-            line = f.readline()
-            if line == b".\r\n":
-                break
-            if line.startswith(b".."):
-                line = line[1:]
-            h.update(line)
-            size += len(line)
-        pop3_peak = self.peak_rss_kb(pid)
-        s.sendall(b"QUIT\r\n")
-        f.readline()
-        s.close()
+        lmtp_peak = peak_rss_kb(lmtp_pid)
+        size, digest, pop3_peak = retr_streamed(d, "alice")
 
         # what came back is what was stored (Dovecot's added headers
         # first), and no process held it whole in memory
@@ -518,8 +488,7 @@ class SqliteLargeMessageTest(TestCase):
         (stored_size, stored_sha), = sqlite_query(
             path, "SELECT size, sha256 FROM bodies")
         self.assertEqual(size, stored_size)
-        self.assertEqual(h.digest(), stored_sha)
+        self.assertEqual(digest, stored_sha)
         self.assertGreater(size, len(big))
-        self.assertNotEqual(digest_sent, "")
         self.assertLess(pop3_peak, 64 * 1024, "pop3 peak RSS (kB)")
         self.assertLess(lmtp_peak, 64 * 1024, "lmtp peak RSS (kB)")

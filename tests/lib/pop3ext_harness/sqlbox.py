@@ -5,9 +5,13 @@ The database file belongs to the mail user (nobody): every access from the
 tests runs as that user, so that no file (-wal, -shm) is ever created as
 root where the mail processes couldn't open it."""
 
+import hashlib
 import json
 import os
 import pwd
+import re
+import smtplib
+import socket
 import subprocess
 import sys
 
@@ -113,3 +117,69 @@ def remove_index_files(dovecot, user):
     for f in files:
         os.unlink(f)
     return files
+
+
+def lmtp_status(dovecot, user, msg):
+    """The LMTP reply code of one delivery (0 if the connection broke)."""
+    try:
+        with smtplib.LMTP("127.0.0.1", dovecot.lmtp_port, timeout=60) as l:
+            l.sendmail("sender@example.test", [user], msg)
+            return 250
+    except smtplib.SMTPRecipientsRefused as e:
+        return list(e.recipients.values())[0][0]
+    except smtplib.SMTPDataError as e:
+        return e.smtp_code
+    except (smtplib.SMTPServerDisconnected, OSError):
+        return 0
+
+
+def pop3_view(dovecot, user):
+    """(UIDLs, messages) of the user's POP3 maildrop, each message as the
+    server sent it (dot-unstuffed by poplib)."""
+    p = dovecot.pop3(user)
+    uidls = [x.split()[1] for x in p.uidl()[1]]
+    bodies = []
+    for n in range(1, len(uidls) + 1):
+        _, lines, _ = p.retr(n)
+        bodies.append(b"\r\n".join(lines) + b"\r\n")
+    p.quit()
+    return uidls, bodies
+
+
+def peak_rss_kb(pid):
+    """The peak resident size (VmHWM) of a process, in kB."""
+    with open("/proc/%d/status" % pid) as f:
+        return int(re.search(r"VmHWM:\s+(\d+)", f.read()).group(1))
+
+
+def retr_streamed(dovecot, user, password="secret"):
+    """RETR 1 of a large message without keeping it: returns its size, its
+    SHA-256 and the peak RSS (kB) of the pop3 process that served it."""
+    s = socket.create_connection(("127.0.0.1", dovecot.pop3_port))
+    f = s.makefile("rb")
+    f.readline()
+    s.sendall(b"USER %s\r\nPASS %s\r\n" % (user.encode(),
+                                               password.encode()))
+    f.readline()
+    if not f.readline().startswith(b"+OK"):
+        raise RuntimeError("login failed")
+    pid = int(re.findall(r"Login: user=<%s>.*mpid=(\d+)" % re.escape(user),
+                         dovecot.log())[-1])
+    s.sendall(b"RETR 1\r\n")
+    if not f.readline().startswith(b"+OK"):
+        raise RuntimeError("RETR failed")
+    h = hashlib.sha256()
+    size = 0
+    while True:
+        line = f.readline()
+        if line == b".\r\n":
+            break
+        if line.startswith(b".."):
+            line = line[1:]
+        h.update(line)
+        size += len(line)
+    peak = peak_rss_kb(pid)
+    s.sendall(b"QUIT\r\n")
+    f.readline()
+    s.close()
+    return size, h.digest(), peak
