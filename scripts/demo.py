@@ -39,7 +39,8 @@ def main():
     os.chmod(DEMO_DIR, 0o755)
     d = Dovecot(DEMO_DIR, name="dovecot",
                 users={USER: {"password": PASSWORD}},
-                plugin_settings={"pop3ext_deny_commands": "TOP"})
+                plugin_settings={"pop3ext_deny_commands": "TOP"},
+                mail_plugins=("sqlbox",), mail_location="sqlbox:~/sqlbox")
     d.write_passwd()
     d.write_config()
     # the demo outlives this script: let dovecot daemonize

@@ -1,0 +1,200 @@
+#ifndef SQLBOX_STORAGE_H
+#define SQLBOX_STORAGE_H
+
+#include "hash.h"
+#include "index-storage.h"
+#include "index-mail.h"
+#include "mailbox-list-private.h"
+#include "sqlbox-settings.h"
+#include "sqlbox-db-mail.h"
+
+#define SQLBOX_STORAGE_NAME "sqlbox"
+/* layout under the mail location: mailboxes/<name>/sqlbox-index/ holds
+   Dovecot's index files of each mailbox (a cache of the database) */
+#define SQLBOX_MAILBOX_DIR_NAME "mailboxes"
+#define SQLBOX_INDEX_DIR_NAME "sqlbox-index"
+#define SQLBOX_SUBSCRIPTION_FILE_NAME "subscriptions"
+
+/* index extension header: which database mailbox the index caches, and up
+   to which of its modseqs */
+struct sqlbox_index_header {
+	uint64_t mailbox_id;
+	uint64_t synced_modseq;
+	uint32_t uidvalidity;
+	uint32_t unused;
+};
+
+enum sqlbox_index_record_flags {
+	/* the database has a POP3 UIDL for the message */
+	SQLBOX_INDEX_RECORD_FLAG_POP3_UIDL = 0x01,
+};
+
+/* index extension record: a message's immutable facts from the database */
+struct sqlbox_index_record {
+	uint64_t body_id;
+	uint64_t physical_size;
+	uint64_t virtual_size;
+	uint32_t received_date;
+	uint32_t save_date;
+	guid_128_t guid;
+	uint32_t pop3_order;
+	uint32_t flags; /* enum sqlbox_index_record_flags */
+};
+
+struct sqlbox_storage {
+	struct mail_storage storage;
+
+	struct sqlbox_settings set;
+	struct sqlbox_db *db;
+	/* the namespace's list, whose directories follow the database */
+	struct mailbox_list *list;
+	/* for temporary files (mail_temp_dir) */
+	const char *temp_prefix;
+	int64_t user_id;
+	/* mailbox directories were made to match the database */
+	bool dirs_synced:1;
+};
+
+struct sqlbox_mailbox {
+	struct mailbox box;
+	struct sqlbox_storage *storage;
+
+	uint32_t hdr_ext_id, rec_ext_id;
+	/* the database row, as of open or the last sync */
+	struct sqlbox_db_mailbox db_box;
+	/* bodies read ahead when messages are read in order */
+	uint32_t last_stream_seq, prefetched_until_seq;
+	/* this process committed changes the index doesn't have yet */
+	bool db_changed:1;
+};
+
+/* a flag, keyword or expunge change made in a transaction, written to the
+   database at commit */
+enum sqlbox_change_type {
+	SQLBOX_CHANGE_FLAGS,
+	SQLBOX_CHANGE_KEYWORDS,
+	SQLBOX_CHANGE_EXPUNGE,
+};
+
+struct sqlbox_change {
+	enum sqlbox_change_type type;
+	enum modify_type modify_type;
+	uint32_t uid;
+	enum mail_flags flags;
+	/* NULL-terminated, sorted (keyword changes) */
+	const char *const *keywords;
+};
+
+struct sqlbox_transaction_context {
+	struct mailbox_transaction_context t;
+
+	pool_t pool;
+	ARRAY(struct sqlbox_change) changes;
+	/* set by the commit: UIDs given to saved messages */
+	uint32_t first_saved_uid;
+};
+
+#define SQLBOX_STORAGE(s) (container_of(s, struct sqlbox_storage, storage))
+#define SQLBOX_MAILBOX(s) (container_of(s, struct sqlbox_mailbox, box))
+#define SQLBOX_TRANSACTION(s) \
+	(container_of(s, struct sqlbox_transaction_context, t))
+
+extern struct mail_storage sqlbox_storage;
+extern struct mail_vfuncs sqlbox_mail_vfuncs;
+extern struct event_category event_category_sqlbox;
+
+/* sqlbox-storage.c */
+void sqlbox_crash_point(const char *point);
+int sqlbox_storage_db_connect(struct sqlbox_storage *storage);
+/* Sets the storage error from the database's last error. */
+void sqlbox_storage_set_db_error(struct sqlbox_storage *storage,
+				 const char *what);
+void sqlbox_mailbox_set_db_error(struct sqlbox_mailbox *mbox,
+				 const char *what);
+
+/* sqlbox-mail.c */
+struct mail *
+sqlbox_mail_alloc(struct mailbox_transaction_context *t,
+		  enum mail_fetch_field wanted_fields,
+		  struct mailbox_header_lookup_ctx *wanted_headers);
+/* The message's record; NULL if there is none (a mail being saved). */
+const struct sqlbox_index_record *sqlbox_mail_get_record(struct mail *mail);
+
+/* sqlbox-save.c */
+struct mail_save_context *
+sqlbox_save_alloc(struct mailbox_transaction_context *t);
+int sqlbox_save_begin(struct mail_save_context *ctx, struct istream *input);
+int sqlbox_save_continue(struct mail_save_context *ctx);
+int sqlbox_save_finish(struct mail_save_context *ctx);
+void sqlbox_save_cancel(struct mail_save_context *ctx);
+/* Writes the transaction's saves and changes to the database, in one
+   database transaction. */
+int sqlbox_transaction_db_commit(struct sqlbox_transaction_context *st);
+int sqlbox_transaction_save_commit_pre(struct mail_save_context *ctx);
+void sqlbox_transaction_save_commit_post(struct mail_save_context *ctx,
+		struct mail_index_transaction_commit_result *result);
+void sqlbox_transaction_save_rollback(struct mail_save_context *ctx);
+/* A stream of the saved (finished) mail with this temporary sequence, or
+   NULL. */
+struct istream *
+sqlbox_save_get_body(struct mail_save_context *ctx, uint32_t seq);
+/* The messages saved and copied, in order: 0 if none. */
+unsigned int sqlbox_save_get_count(struct mail_save_context *ctx);
+
+/* sqlbox-copy.c */
+int sqlbox_copy(struct mail_save_context *ctx, struct mail *mail);
+/* Registers a database copy of src (same database) in the save context. */
+void sqlbox_save_add_copy(struct mail_save_context *ctx,
+			  struct sqlbox_mailbox *src_mbox, uint32_t src_uid);
+
+/* sqlbox-sync.c */
+enum sqlbox_sync_flags {
+	/* look at the database even if nothing seems to have changed */
+	SQLBOX_SYNC_FLAG_FORCE = 0x01,
+	/* throw the index away and build it from the database */
+	SQLBOX_SYNC_FLAG_REBUILD = 0x02,
+};
+int sqlbox_sync(struct sqlbox_mailbox *mbox, enum sqlbox_sync_flags flags);
+struct mailbox_sync_context *
+sqlbox_storage_sync_init(struct mailbox *box, enum mailbox_sync_flags flags);
+void sqlbox_read_index_header(struct sqlbox_mailbox *mbox,
+			      struct mail_index_view *view,
+			      struct sqlbox_index_header *hdr_r);
+
+/* sqlbox-sync-rebuild.c */
+/* keyword sets met during a sync, by their names joined with spaces */
+struct sqlbox_keyword_cache {
+	struct mail_index *index;
+	pool_t pool;
+	HASH_TABLE(char *, struct mail_keywords *) sets;
+};
+void sqlbox_keyword_cache_init(struct sqlbox_keyword_cache *cache,
+			       struct mail_index *index);
+void sqlbox_keyword_cache_deinit(struct sqlbox_keyword_cache *cache);
+
+/* Resets the index and fills it from the database. Called with the index
+   locked (inside a sync). */
+int sqlbox_sync_rebuild(struct sqlbox_mailbox *mbox);
+/* Appends a database message to the index. */
+void sqlbox_sync_add_message(struct sqlbox_mailbox *mbox,
+			     struct mail_index_transaction *trans,
+			     const struct sqlbox_db_message *msg,
+			     struct sqlbox_keyword_cache *keywords);
+/* Sets an existing index record's flags and keywords to the database's. */
+void sqlbox_sync_update_message(struct sqlbox_mailbox *mbox,
+				struct mail_index_transaction *trans,
+				uint32_t seq,
+				const struct sqlbox_db_message *msg,
+				struct sqlbox_keyword_cache *keywords);
+
+/* sqlbox-istream.c */
+/* An istream over a stored body, checked against its SHA-256 before any
+   byte is returned. Returns 1 and the stream, 0 if the body doesn't exist,
+   -1 on error (error_r set; *corrupt_r if the body doesn't match). */
+int sqlbox_istream_open(struct sqlbox_db *db, int64_t body_id,
+			const char *temp_prefix, struct istream **input_r,
+			bool *corrupt_r, const char **error_r);
+void sqlbox_sha256(const void *data, size_t size,
+		   unsigned char digest_r[SQLBOX_SHA256_SIZE]);
+
+#endif
