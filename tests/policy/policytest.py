@@ -9,6 +9,11 @@ STORAGES = {
     "maildir": "maildir:~/Maildir",
     "sdbox": "sdbox:~/sdbox",
     "mdbox": "mdbox:~/mdbox",
+    "sqlbox": "sqlbox:~/sqlbox",
+}
+# storages that come as a mail plugin of this product
+STORAGE_PLUGINS = {
+    "sqlbox": ("sqlbox",),
 }
 
 
@@ -21,6 +26,7 @@ class PolicyTestCase(TestCase):
 
     def start(self, users, messages=3, **kw):
         kw.setdefault("plugin_settings", self.plugin_settings)
+        kw.setdefault("mail_plugins", STORAGE_PLUGINS.get(self.storage, ()))
         self.d = self.dovecot(
             users={u: {"fields": f} for u, f in users.items()},
             mail_location=STORAGES[self.storage],
@@ -31,6 +37,18 @@ class PolicyTestCase(TestCase):
                                for n in range(messages)]
             self.d.deliver_many(user, self.msgs[user])
         return self.d
+
+    def copy_mailbox(self, user, other_user):
+        """Gives other_user a byte-identical copy of user's mail (same
+        UIDVALIDITY, UIDs and retention state), as a second device of the
+        same mailbox would see it."""
+        self.d.copy_home(user, self.d, other_user)
+        if self.storage == "sqlbox":
+            # the database names its user: the copy becomes other_user's
+            from pop3ext_harness import sqlbox
+            sqlbox.sqlite_run(sqlbox.sqlite_path(self.d, other_user),
+                              [("UPDATE users SET username = ? "
+                                "WHERE username = ?", [other_user, user])])
 
     # -- POP3 --------------------------------------------------------------
 

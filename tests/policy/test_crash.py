@@ -34,6 +34,9 @@ def children(pid, name):
 
 
 class CrashDuringQuitTest(PolicyTestCase):
+    # how long after QUIT the kill may come: well within the time the
+    # storage takes to archive N messages
+    kill_window = 0.05
 
     def subjects(self, mailbox):
         return set(self.imap_messages("u", mailbox))
@@ -66,7 +69,7 @@ class CrashDuringQuitTest(PolicyTestCase):
             pids = children(self.d.proc.pid, "pop3")
             self.assertEqual(len(pids), 1, pids)
             s.sendall(b"QUIT\r\n")
-            time.sleep(rnd.uniform(0, 0.05))
+            time.sleep(rnd.uniform(0, self.kill_window))
             try:
                 os.kill(pids[0], signal.SIGKILL)
                 kills += 1
@@ -110,3 +113,9 @@ class CrashDuringQuitTest(PolicyTestCase):
 
 class CrashDuringQuitSdboxTest(CrashDuringQuitTest):
     storage = "sdbox"
+
+
+class CrashDuringQuitSqlboxTest(CrashDuringQuitTest):
+    storage = "sqlbox"
+    # one database transaction archives all N messages in a few ms
+    kill_window = 0.005

@@ -216,3 +216,7 @@ class ArchiveFailureTest(PolicyTestCase):
         self.assertEqual(len(self.pop3_subjects("u")), 3)
         self.assertRegex(self.d.log(), r"pop3\(u\).*Error: pop3ext: "
                          r"Archive mailbox \.\.bad")
+
+
+class DispositionsSqlboxTest(DispositionsTest):
+    storage = "sqlbox"

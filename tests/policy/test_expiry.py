@@ -4,6 +4,7 @@ loss; the sweep's output, dry run, idempotence and concurrency."""
 
 import glob
 import os
+import shutil
 import time
 
 from policytest import PolicyTestCase
@@ -182,4 +183,26 @@ class ExpirySdboxTest(ExpiryTest):
         self.assertEqual(self.pop3_subjects("u"), ["u 0", "u 2"])
 
     # sdbox keeps UIDs in its file names: no new UIDVALIDITY to follow
+    test_retrieval_record_follows_a_new_uidvalidity = None
+
+
+class ExpirySqlboxTest(ExpiryTest):
+    storage = "sqlbox"
+
+    def test_retrieval_record_survives_index_loss(self):
+        """sqlbox's index is a cache of its database: all of it may go."""
+        self.start({"u": {"pop3ext_expire_after_retr": "1d"}})
+        self.retrieve("u", 2)
+        self.d.stop()
+        mailboxes = os.path.join(self.d.home("u"), "sqlbox", "mailboxes")
+        self.assertTrue(glob.glob(os.path.join(mailboxes, "*", "*",
+                                               "dovecot.index*")))
+        shutil.rmtree(mailboxes)
+        self.d.start()
+        self.assertEqual(len(self.pop3_subjects("u")), 3)
+        res = self.sweep("-u", "u", faketime="+2d")
+        self.assertEqual(res["-"]["messages"], 1)
+        self.assertEqual(self.pop3_subjects("u"), ["u 0", "u 2"])
+
+    # sqlbox keeps UIDVALIDITY and UIDs in its database
     test_retrieval_record_follows_a_new_uidvalidity = None

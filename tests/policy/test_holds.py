@@ -140,3 +140,7 @@ class HoldsTest(PolicyTestCase):
 
 class HoldsSdboxTest(HoldsTest):
     storage = "sdbox"
+
+
+class HoldsSqlboxTest(HoldsTest):
+    storage = "sqlbox"

@@ -64,7 +64,7 @@ class VisibilityTest(PolicyTestCase):
         self.assertEqual(len(self.pop3_subjects("main")), 2)
         # the second device (same mailbox in real life; here its own user
         # with the view set by userdb) lists the whole window
-        self.d.copy_home("main", self.d, "second")
+        self.copy_mailbox("main", "second")
         self.assertEqual(len(self.pop3_subjects("second")), 3)
         p = self.d.pop3("second")
         err = self.pop3_error(p, "DELE 1")
@@ -86,3 +86,7 @@ class VisibilityTest(PolicyTestCase):
 
 class VisibilitySdboxTest(VisibilityTest):
     storage = "sdbox"
+
+
+class VisibilitySqlboxTest(VisibilityTest):
+    storage = "sqlbox"
