@@ -12,7 +12,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "..", "tests", "lib"))
 from pop3ext_harness import Dovecot, mail, wait_port  # noqa: E402
 
-DEMO_DIR = "/tmp/dovecot-pop3ext-demo"
+# POP3EXT_DEMO_DIR: only for the test that runs this demo
+DEMO_DIR = os.environ.get("POP3EXT_DEMO_DIR", "/tmp/dovecot-pop3ext-demo")
 USER, PASSWORD = "demo", "demo"
 
 
@@ -44,7 +45,16 @@ def main():
     d.write_passwd()
     d.write_config()
     # the demo outlives this script: let dovecot daemonize
-    subprocess.run(["dovecot", "-c", d.conf_path], check=True)
+    # (its start-up messages to a file: a daemon holding this script's
+    # stdout would keep a pipe such as `demo.sh | tee` open)
+    startlog = os.path.join(DEMO_DIR, "dovecot-start.log")
+    with open(startlog, "wb") as out:
+        r = subprocess.run(["dovecot", "-c", d.conf_path],
+                           stdin=subprocess.DEVNULL, stdout=out, stderr=out)
+    if r.returncode != 0:
+        with open(startlog) as f:
+            print(f.read())
+        sys.exit("dovecot did not start")
     for port in d.ports.values():
         if not wait_port(port, 30):
             print(d.log()[-3000:])
@@ -87,10 +97,12 @@ def main():
   try:   curl -u %(user)s:%(pw)s pop3://127.0.0.1:%(pop3)d/1
          python3 -c "import poplib; p=poplib.POP3('127.0.0.1',%(pop3)d); \\
 p.user('%(user)s'); p.pass_('%(pw)s'); print(p.capa())"
+  mail:  sqlbox/SQLite (the embedded default): %(db)s
   config: %(conf)s   log: %(log)s
   stop:  bash scripts/demo.sh stop""" % {
         "pop3": d.pop3_port, "imap": d.imap_port, "lmtp": d.lmtp_port,
-        "user": USER, "pw": PASSWORD, "conf": d.conf_path, "log": d.log_path})
+        "user": USER, "pw": PASSWORD, "conf": d.conf_path, "log": d.log_path,
+        "db": os.path.join(d.home(USER), "sqlbox", "sqlbox.db")})
     return 0
 
 
