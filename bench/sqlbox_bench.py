@@ -141,7 +141,8 @@ class Target:
                     cpu = parse_times(text)
             time.sleep(0.01)
         time.sleep(0.2)
-        cpu = (cpu or 0.0) + (self.pg_cpu() - pg_before)
+        self.last_server_cpu = self.pg_cpu() - pg_before
+        cpu = (cpu or 0.0) + self.last_server_cpu
         return wall, cpu, total, count
 
 
@@ -249,10 +250,12 @@ def bench_lmtp_and_pop3(workdir, args, pg, results):
             for t in targets:
                 t.pop3_session()
             runs = {t.name: [] for t in targets}
+            server_cpu = {t.name: [] for t in targets}
             for r in range(args.pop3_runs):
                 for t in (targets if r % 2 == 0 else reversed(targets)):
                     wall, cpu, size, count = t.pop3_session()
                     runs[t.name].append((wall, cpu))
+                    server_cpu[t.name].append(t.last_server_cpu)
                     if count != len(msgs):
                         raise RuntimeError("%s lists %d messages" % (
                             t.name, count))
@@ -261,6 +264,7 @@ def bench_lmtp_and_pop3(workdir, args, pg, results):
                     "cpu": min(c for _, c in v),
                     "wall_median": statistics.median(w for w, _ in v),
                     "cpu_median": statistics.median(c for _, c in v),
+                    "server_cpu": server_cpu[k],
                     "runs": v} for k, v in runs.items()}
     finally:
         for t in targets:
