@@ -61,6 +61,25 @@ def forget_pid(pid):
             pass
 
 
+def end_process(proc, request=None, timeout=20):
+    """Ends a server a test started as a process group leader: request()
+    asks it to stop (default: SIGTERM), and if it hasn't after timeout
+    seconds its whole group is killed. Then its pid is forgotten."""
+    if proc.poll() is None:
+        if request is None:
+            proc.send_signal(signal.SIGTERM)
+        else:
+            request()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            # the server's own process group: it and the children it
+            # started
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    forget_pid(proc.pid)
+
+
 def _userdb_value(value):
     value = str(value)
     if any(c in value for c in " \t\n"):
@@ -366,16 +385,7 @@ class Dovecot:
     def stop(self, timeout=20):
         if self.proc is None:
             return
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                # the master's own process group: the master and the
-                # children it started
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-        forget_pid(self.proc.pid)
+        end_process(self.proc, timeout=timeout)
         self.proc = None
 
     def cleanup(self):

@@ -21,7 +21,7 @@ import signal
 import subprocess
 import time
 
-from .dovecot import record_pid, forget_pid
+from .dovecot import record_pid, end_process
 from .ports import free_port
 
 PG_BIN = "/usr/lib/postgresql/15/bin"
@@ -131,34 +131,23 @@ class Postgres:
         """SIGKILL the server, as by a crash: no shutdown, no flush."""
         if self.proc is None:
             return
+        # backends leave when they see the postmaster gone
+        end_process(self.proc, lambda: self._signal(signal.SIGKILL),
+                    timeout=30)
+        self.proc = None
+
+    def _signal(self, sig):
         try:
-            os.kill(self.postmaster_pid(), signal.SIGKILL)
+            os.kill(self.postmaster_pid(), sig)
         except (FileNotFoundError, ProcessLookupError):
             pass
-        # backends leave when they see the postmaster gone
-        try:
-            self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
-        forget_pid(self.proc.pid)
-        self.proc = None
 
     def stop(self, timeout=30):
         if self.proc is None:
             return
-        if self.proc.poll() is None:
-            try:
-                # SIGINT: fast shutdown
-                os.kill(self.postmaster_pid(), signal.SIGINT)
-            except (FileNotFoundError, ProcessLookupError):
-                pass
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-        forget_pid(self.proc.pid)
+        # SIGINT: fast shutdown
+        end_process(self.proc, lambda: self._signal(signal.SIGINT),
+                    timeout=timeout)
         self.proc = None
 
     def cleanup(self):

@@ -24,7 +24,7 @@ import subprocess
 import time
 
 from . import env
-from .dovecot import record_pid, forget_pid
+from .dovecot import record_pid, forget_pid, end_process
 from .ports import free_port, wait_port
 
 SUFFIX = "dc=example,dc=test"
@@ -306,18 +306,15 @@ class Slapd:
     def stop(self, timeout=20):
         if self.proc is None:
             return
-        if self.proc.poll() is None:
+
+        def request():
+            # a stopped (SIGSTOP) slapd must run to see the SIGTERM
             try:
                 os.kill(self.proc.pid, signal.SIGCONT)
             except ProcessLookupError:
                 pass
             self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-        forget_pid(self.proc.pid)
+        end_process(self.proc, request, timeout=timeout)
         self.proc = None
 
     def kill(self):
