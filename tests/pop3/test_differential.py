@@ -90,6 +90,16 @@ class PairTestCase(TestCase):
             out.append((who, data))
         return out
 
+    def compare_lines(self, lines):
+        """Sends lines, one command each, in one logged-in session on both
+        servers and compares."""
+        def script(inst):
+            c = self.session(inst)
+            for line in lines:
+                c.command(line + b"\r\n")
+            return [c]
+        self.compare(script)
+
     def compare(self, script, sessions=1):
         """Runs script(instance) -> [Conversation] on both servers and
         compares the transcripts and the logged session summaries."""
@@ -147,24 +157,12 @@ class DifferentialTest(PairTestCase):
                  b"UIDL 99999999999999999999", b"RETR 1 2", b"USER bob",
                  b"PASS x", b"AUTH PLAIN", b"STLS", b"APOP a b",
                  b"\tSTAT", b"stat", b"Noop", b"QUIT now"]
-
-        def script(inst):
-            c = self.session(inst)
-            for line in lines:
-                c.command(line + b"\r\n")
-            return [c]
-        self.compare(script)
+        self.compare_lines(lines)
 
     def test_nul_bytes(self):
         lines = [b"NO\x00OP", b"STAT\x00", b"\x00", b"RETR 2\x00garbage",
                  b"LIST \x002", b"QUIT\x00"]
-
-        def script(inst):
-            c = self.session(inst)
-            for line in lines:
-                c.command(line + b"\r\n")
-            return [c]
-        self.compare(script)
+        self.compare_lines(lines)
 
     def test_pipelined_after_pass_in_one_packet(self):
         # pop3-login hands what follows PASS to the pop3 process, which

@@ -7,7 +7,6 @@ without losing an acknowledged delivery."""
 import hashlib
 import os
 import poplib
-import re
 import shutil
 import tempfile
 import threading
@@ -17,8 +16,8 @@ from pop3ext_harness import TestCase, mail
 from pop3ext_harness.case import WORK_ROOT
 from pop3ext_harness.postgres import Postgres, PostgresPair
 from pop3ext_harness.sqlbox import (sqlbox_dovecot, remove_index_files,
-                                    lmtp_status, pop3_view, peak_rss_kb,
-                                    retr_streamed)
+                                    lmtp_status, pop3_view,
+                                    deliver_and_retr_big)
 
 
 class PgsqlStorageTest(TestCase):
@@ -143,12 +142,8 @@ class PgsqlStorageTest(TestCase):
         # stored in 1 MiB chunks, checked and spooled to a temporary
         # file before it's served: no process holds it whole
         d, db = self.start()
-        big = mail.big_message(1, 105 * 1024 * 1024)
-        d.deliver("alice", big)
-        lmtp_pid = int(re.findall(r"lmtp\((\d+)\): Info: Connect",
-                                  d.log())[-1])
-        lmtp_peak = peak_rss_kb(lmtp_pid)
-        size, digest, pop3_peak = retr_streamed(d, "alice")
+        size, digest, lmtp_peak, pop3_peak = deliver_and_retr_big(
+            d, "alice", 105 * 1024 * 1024)
         rows = self.pg.psql("SELECT size, encode(sha256, 'hex'), "
                             "(SELECT count(*) FROM body_chunks) FROM bodies",
                             db)

@@ -15,7 +15,7 @@ from pop3ext_harness import TestCase, mail
 from pop3ext_harness.sqlbox import (sqlbox_dovecot, sqlite_path,
                                     sqlite_query, sqlite_run,
                                     remove_index_files, index_files,
-                                    peak_rss_kb, retr_streamed)
+                                    deliver_and_retr_big)
 
 
 def pop3_messages(p):
@@ -475,12 +475,8 @@ class SqliteLargeMessageTest(TestCase):
     def test_110mb_message_is_streamed(self):
         d = self.track(sqlbox_dovecot(self.workdir, users={"alice": {}}))
         d.start()
-        big = mail.big_message(1, 110 * 1024 * 1024)
-        d.deliver("alice", big)
-        lmtp_pid = int(re.findall(r"lmtp\((\d+)\): Info: Connect",
-                                  d.log())[-1])
-        lmtp_peak = peak_rss_kb(lmtp_pid)
-        size, digest, pop3_peak = retr_streamed(d, "alice")
+        size, digest, lmtp_peak, pop3_peak = deliver_and_retr_big(
+            d, "alice", 110 * 1024 * 1024)
 
         # what came back is what was stored (Dovecot's added headers
         # first), and no process held it whole in memory
@@ -489,6 +485,6 @@ class SqliteLargeMessageTest(TestCase):
             path, "SELECT size, sha256 FROM bodies")
         self.assertEqual(size, stored_size)
         self.assertEqual(digest, stored_sha)
-        self.assertGreater(size, len(big))
+        self.assertGreater(size, 110 * 1024 * 1024)
         self.assertLess(pop3_peak, 64 * 1024, "pop3 peak RSS (kB)")
         self.assertLess(lmtp_peak, 64 * 1024, "lmtp peak RSS (kB)")

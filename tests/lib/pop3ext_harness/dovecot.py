@@ -61,6 +61,16 @@ def forget_pid(pid):
             pass
 
 
+def read_text(path):
+    """A log or other text file a server writes, as text ("" while it
+    doesn't exist yet; undecodable bytes replaced)."""
+    try:
+        with open(path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+    except FileNotFoundError:
+        return ""
+
+
 def end_process(proc, request=None, timeout=20):
     """Ends a server a test started as a process group leader: request()
     asks it to stop (default: SIGTERM), and if it hasn't after timeout
@@ -400,11 +410,7 @@ class Dovecot:
         time.sleep(0.5)
 
     def _read(self, name):
-        try:
-            with open(os.path.join(self.dir, name), "rb") as f:
-                return f.read().decode("utf-8", "replace")
-        except FileNotFoundError:
-            return ""
+        return read_text(os.path.join(self.dir, name))
 
     def log(self):
         return self._read("dovecot.log")

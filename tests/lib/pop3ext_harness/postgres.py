@@ -21,7 +21,7 @@ import signal
 import subprocess
 import time
 
-from .dovecot import record_pid, end_process
+from .dovecot import record_pid, end_process, read_text
 from .ports import free_port
 
 PG_BIN = "/usr/lib/postgresql/15/bin"
@@ -162,11 +162,7 @@ class Postgres:
                                                           r.stderr))
 
     def log(self):
-        try:
-            with open(self.log_path, "rb") as f:
-                return f.read().decode("utf-8", "replace")
-        except FileNotFoundError:
-            return ""
+        return read_text(self.log_path)
 
     # -- clients -----------------------------------------------------------
 

@@ -24,7 +24,7 @@ import subprocess
 import time
 
 from . import env
-from .dovecot import record_pid, forget_pid, end_process
+from .dovecot import record_pid, forget_pid, end_process, read_text
 from .ports import free_port, wait_port
 
 SUFFIX = "dc=example,dc=test"
@@ -339,11 +339,7 @@ class Slapd:
         self.stop()
 
     def log(self):
-        try:
-            with open(self.log_path, "rb") as f:
-                return f.read().decode("utf-8", "replace")
-        except FileNotFoundError:
-            return ""
+        return read_text(self.log_path)
 
     def log_size(self):
         try:

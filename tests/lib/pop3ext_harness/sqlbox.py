@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 
+from . import mail
 from .dovecot import Dovecot, MAIL_USER
 
 SQLBOX_PLUGINS = ("sqlbox",)
@@ -183,3 +184,16 @@ def retr_streamed(dovecot, user, password="secret"):
     f.readline()
     s.close()
     return size, h.digest(), peak
+
+
+def deliver_and_retr_big(dovecot, user, size):
+    """Delivers a message of about size bytes over LMTP and reads it back
+    with RETR without keeping it. Returns (size read, its SHA-256, peak
+    RSS in kB of the lmtp process that stored it, of the pop3 process that
+    served it)."""
+    dovecot.deliver(user, mail.big_message(1, size))
+    lmtp_pid = int(re.findall(r"lmtp\((\d+)\): Info: Connect",
+                              dovecot.log())[-1])
+    lmtp_peak = peak_rss_kb(lmtp_pid)
+    read, digest, pop3_peak = retr_streamed(dovecot, user)
+    return read, digest, lmtp_peak, pop3_peak
