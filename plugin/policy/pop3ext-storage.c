@@ -10,8 +10,9 @@
      message is kept and marked $POP3ExpungePending (hidden from POP3;
      still visible to IMAP, which is told no EXPUNGE for it), and the held
      expunge is logged in the user's held.log once the transaction commits,
-     for the sweep to complete when allowed. With a malformed policy no
-     expunge happens at all;
+     for the sweep to complete when allowed (autoexpunge, which comes
+     back by itself, just leaves held messages alone). With a malformed
+     policy no expunge happens at all;
    - the POP3 session's listing (the search that pop3 runs with its POP3
      sort order over all messages) leaves out hidden and pending messages
      and mail saved before pop3ext_visible_since (for first-login: the
@@ -53,12 +54,19 @@ struct pop3ext_transaction {
 	pool_t pool;
 	/* held expunges, logged after a successful commit */
 	ARRAY_TYPE(pop3ext_held) held;
+	/* Dovecot's autoexpunge (mail-autoexpunge.c): its expunges that the
+	   policy held and allowed */
+	unsigned int autoexpunge_held, autoexpunge_allowed;
+	bool autoexpunge:1;
 };
 
 static MODULE_CONTEXT_DEFINE_INIT(pop3ext_storage_module,
 				  &mail_storage_module_register);
 static MODULE_CONTEXT_DEFINE_INIT(pop3ext_mail_module,
 				  &mail_module_register);
+
+/* the reason Dovecot's autoexpunge gives its transactions */
+#define AUTOEXPUNGE_TRANSACTION_REASON "autoexpunge"
 
 struct mail_keywords *pop3ext_keywords(struct mailbox *box, const char *kw)
 {
@@ -153,17 +161,49 @@ bool pop3ext_expunge_gate(struct mail *mail)
 	decision = pop3ext_decide_expunge(&puser->policy, save_date,
 					  ioloop_time);
 	if (decision == POP3EXT_EXPUNGE_ALLOW) {
+		if (pt->autoexpunge)
+			pt->autoexpunge_allowed++;
 		pop3ext_audit_mail(puser, puser->sweeping ?
 				   "pop3ext_sweep_expunge" : "pop3ext_deletion",
 				   mail, "min_age", "allow");
 		return TRUE;
 	}
-	pop3ext_hold(puser, mail, pt, save_date, decision);
+	if (((struct mail_private *)mail)->autoexpunged) {
+		/* Autoexpunge comes back by itself at the end of every
+		   session: nothing to mark or log for the sweep. Only its
+		   autoexpunge_max_mails part gets here (its age part sees held
+		   messages as new, see pop3ext_mail_get_save_date()). */
+		pt->autoexpunge_held++;
+	} else {
+		pop3ext_hold(puser, mail, pt, save_date, decision);
+	}
 	pop3ext_audit_mail(puser, "pop3ext_expunge_held", mail,
 			   decision == POP3EXT_EXPUNGE_HOLD_LEGAL ?
 			   "legal_hold" : "min_age",
 			   pop3ext_expunge_decision_name(decision));
 	return FALSE;
+}
+
+/* Dovecot's autoexpunge counts every message it expunges as gone and
+   goes on in batches until a batch expunged nothing or met a message that
+   is young enough (mail-autoexpunge.c): a held message it counted would
+   make it loop over the same messages for ever. So within its transaction
+   a message the policy holds looks new: autoexpunge stops there, as it
+   does at the first young message, and the message is left alone. */
+static int pop3ext_mail_get_save_date(struct mail *_mail, time_t *date_r)
+{
+	struct mail_private *mail = (struct mail_private *)_mail;
+	union mail_module_context *pmail = POP3EXT_MAIL_CONTEXT_REQUIRE(mail);
+	struct pop3ext_user *puser =
+		pop3ext_user_get(_mail->box->storage->user);
+
+	if (pmail->super.get_save_date(_mail, date_r) < 0)
+		return -1;
+	if (puser->policy_error != NULL ||
+	    pop3ext_decide_expunge(&puser->policy, *date_r, ioloop_time) !=
+	    POP3EXT_EXPUNGE_ALLOW)
+		*date_r = ioloop_time;
+	return 0;
 }
 
 static void pop3ext_mail_expunge(struct mail *_mail)
@@ -187,6 +227,7 @@ void pop3ext_mail_allocated(struct mail *_mail)
 	struct pop3ext_user *puser =
 		pop3ext_user_get(_mail->box->storage->user);
 	struct mail_vfuncs *v = mail->vlast;
+	struct pop3ext_transaction *pt;
 	union mail_module_context *pmail;
 
 	/* With nothing to hold and nothing to audit the gate has no work:
@@ -200,6 +241,9 @@ void pop3ext_mail_allocated(struct mail *_mail)
 	pmail->super = *v;
 	mail->vlast = &pmail->super;
 	v->expunge = pop3ext_mail_expunge;
+	pt = POP3EXT_CONTEXT_REQUIRE(_mail->transaction);
+	if (pt->autoexpunge)
+		v->get_save_date = pop3ext_mail_get_save_date;
 	MODULE_CONTEXT_SET_SELF(mail, pop3ext_mail_module, pmail);
 }
 
@@ -222,6 +266,7 @@ pop3ext_transaction_begin(struct mailbox *box,
 	pt = p_new(pool, struct pop3ext_transaction, 1);
 	pt->pool = pool;
 	p_array_init(&pt->held, pool, 4);
+	pt->autoexpunge = strcmp(reason, AUTOEXPUNGE_TRANSACTION_REASON) == 0;
 	MODULE_CONTEXT_SET(t, pop3ext_storage_module, pt);
 	return t;
 }
@@ -237,6 +282,20 @@ pop3ext_transaction_commit(struct mailbox_transaction_context *t,
 	const char *error;
 	int ret;
 
+	if (pt->autoexpunge_held > 0 && pt->autoexpunge_allowed == 0) {
+		/* autoexpunge_max_mails asked only for held expunges: they
+		   would be asked for again and again (see
+		   pop3ext_mail_get_save_date()); end its loop with an
+		   error that says why */
+		mail_storage_set_error(box->storage, MAIL_ERROR_LIMIT,
+			t_strdup_printf("pop3ext: %u message(s) over "
+				"autoexpunge_max_mails kept: the policy "
+				"(pop3ext_legal_hold/pop3ext_min_age) holds "
+				"them", pt->autoexpunge_held));
+		mbox->module_ctx.super.transaction_rollback(t);
+		pool_unref(&pt->pool);
+		return -1;
+	}
 	ret = mbox->module_ctx.super.transaction_commit(t, changes_r);
 	if (ret == 0 && array_count(&pt->held) > 0 &&
 	    pop3ext_state_append_held(puser->state, &pt->held, &error) < 0) {

@@ -103,23 +103,49 @@ class HoldsTest(PolicyTestCase):
         self.assertEqual(res["messages"], 5)
         self.assertEqual(self.imap_messages("u"), {})
 
+    def end_sessions_and_wait(self, *users):
+        """An IMAP session (SELECT, LOGOUT) per user; returns once each
+        imap process has logged out, which it does only after its
+        autoexpunge."""
+        for user in users:
+            i = self.d.imap(user)
+            i.select("INBOX")
+            i.logout()
+        for user in users:
+            # a held autoexpunge used to loop for ever here (100% CPU)
+            self.d.wait_log("imap(%s)" % user, timeout=20)
+            log = self.d.wait_log("Logged out", timeout=20)
+            self.assertRegex(log, r"imap\(%s\)<[^\n]*Logged out" % user)
+
     def test_autoexpunge_is_held(self):
+        """Autoexpunge leaves held messages alone (it comes back at the
+        end of every session, so nothing is marked pending), and the
+        session ends: no process is left running after LOGOUT."""
         self.start({"u": {"pop3ext_min_age": "7d"}, "free": {}},
                    extra_conf=AUTOEXPUNGE)
         # (3 s: long enough that LMTP, which autoexpunges after each
         # delivery, has nothing to do while the test delivers)
         time.sleep(3.5)
         # autoexpunge runs as a session ends
-        for user in ("u", "free"):
-            i = self.d.imap(user)
-            i.select("INBOX")
-            i.logout()
-        self.d.wait_log("imap(free)")
-        time.sleep(0.5)
+        self.end_sessions_and_wait("u", "free")
         self.assertEqual(self.imap_messages("free"), {})
         inbox = self.imap_messages("u")
         self.assertEqual(len(inbox), 3)
-        self.assertTrue(all(PENDING in f for f in inbox.values()))
+        self.assertFalse(any(PENDING in f for f in inbox.values()))
+        self.assertEqual(len(self.pop3_subjects("u")), 3)
+
+    def test_autoexpunge_max_mails_is_held(self):
+        """autoexpunge_max_mails under a legal hold: nothing expunged, the
+        session ends, and the log says why."""
+        self.start({"u": {"pop3ext_legal_hold": "yes"}, "free": {}},
+                   extra_conf=AUTOEXPUNGE.replace(
+                       "autoexpunge = 3s",
+                       "autoexpunge = 3s\n    autoexpunge_max_mails = 1"))
+        time.sleep(3.5)
+        self.end_sessions_and_wait("u", "free")
+        self.assertEqual(self.imap_messages("free"), {})
+        self.assertEqual(len(self.imap_messages("u")), 3)
+        self.assertIn("over autoexpunge_max_mails kept", self.d.log())
 
     def test_withdrawn_deletion_is_not_completed(self):
         """Removing the pending keyword (an admin or the user taking the
