@@ -485,16 +485,19 @@ static int pop3ext_mailbox_open(struct mailbox *box)
 	int ret;
 
 	if ((box->flags & MAILBOX_FLAG_POP3_SESSION) != 0 &&
+	    !puser->pop3_frontend) {
+		/* pop3's message list must match the filtered listing, and
+		   its QUIT must pass the expunge gate (or, with a malformed
+		   policy, refuse): pop3ext_pop3 does both, so without it
+		   there is no POP3 session, whatever the policy's state */
+		mail_storage_set_critical(box->storage,
+			"pop3ext: the POP3 session needs pop3ext_pop3 "
+			"(protocol pop3 { mail_plugins = "
+			"$mail_plugins pop3ext pop3ext_pop3 })");
+		return -1;
+	}
+	if ((box->flags & MAILBOX_FLAG_POP3_SESSION) != 0 &&
 	    puser->policy_error == NULL) {
-		if (!puser->pop3_frontend) {
-			/* pop3's message list must match the filtered
-			   listing, which pop3ext_pop3 takes care of */
-			mail_storage_set_critical(box->storage,
-				"pop3ext: the POP3 session needs pop3ext_pop3 "
-				"(protocol pop3 { mail_plugins = "
-				"$mail_plugins pop3ext pop3ext_pop3 })");
-			return -1;
-		}
 		if (puser->policy.view == POP3EXT_VIEW_RECENT) {
 			mbox->list_since = ioloop_time <=
 				(time_t)puser->policy.recent_window ? 0 :
