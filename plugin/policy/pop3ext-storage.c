@@ -13,6 +13,11 @@
      for the sweep to complete when allowed (autoexpunge, which comes
      back by itself, just leaves held messages alone). With a malformed
      policy no expunge happens at all;
+   - the state keywords ($POP3Hidden, $POP3ExpungePending,
+     $POP3Retrieved) are pop3ext's alone: a client's STORE or APPEND that
+     would set or clear one is refused (NO [NOPERM]), STORE FLAGS (...)
+     keeps them, and a COPY does not carry them over (the copy is a new
+     message without state); doveadm (the admin) may change them;
    - the POP3 session's listing (the search that pop3 runs with its POP3
      sort order over all messages) leaves out hidden and pending messages
      and mail saved before pop3ext_visible_since (for first-login: the
@@ -49,6 +54,12 @@ struct pop3ext_mailbox {
 	bool list_nothing:1;
 };
 
+struct pop3ext_mail {
+	union mail_module_context module_ctx;
+	/* the expunge gate is on (else only the keyword guard) */
+	bool gate:1;
+};
+
 struct pop3ext_transaction {
 	union mailbox_transaction_module_context module_ctx;
 	pool_t pool;
@@ -58,6 +69,8 @@ struct pop3ext_transaction {
 	   policy held and allowed */
 	unsigned int autoexpunge_held, autoexpunge_allowed;
 	bool autoexpunge:1;
+	/* a client tried to change a state keyword: the commit fails */
+	const char *refused_keyword;
 };
 
 static MODULE_CONTEXT_DEFINE_INIT(pop3ext_storage_module,
@@ -83,6 +96,136 @@ static bool mail_has_keyword(struct mail *mail, const char *kw)
 }
 
 /*
+ * The state keywords: pop3ext's alone
+ */
+
+static const char *const pop3ext_state_keywords[] = {
+	POP3EXT_KEYWORD_HIDDEN,
+	POP3EXT_KEYWORD_PENDING,
+	POP3EXT_KEYWORD_RETRIEVED,
+};
+
+static bool keyword_is_state(const char *name)
+{
+	unsigned int i;
+
+	for (i = 0; i < N_ELEMENTS(pop3ext_state_keywords); i++) {
+		if (strcasecmp(name, pop3ext_state_keywords[i]) == 0)
+			return TRUE;
+	}
+	return FALSE;
+}
+
+/* May this user's process change the state keywords? pop3ext itself, and
+   doveadm (the admin: flags, dsync). */
+static bool state_keywords_writable(struct mail_user *user)
+{
+	struct pop3ext_user *puser = pop3ext_user_get(user);
+
+	return puser->own_keyword_updates > 0 ||
+		strcmp(user->service, "doveadm") == 0;
+}
+
+static void
+pop3ext_update_own_keyword(struct mail *mail, enum modify_type type,
+			   const char *name)
+{
+	struct pop3ext_user *puser =
+		pop3ext_user_get(mail->box->storage->user);
+	struct mail_keywords *kw;
+
+	kw = pop3ext_keywords(mail->box, name);
+	puser->own_keyword_updates++;
+	mail_update_keywords(mail, type, kw);
+	puser->own_keyword_updates--;
+	mailbox_keywords_unref(&kw);
+}
+
+/* The first state keyword in kw that the change would set (type ADD or
+   REPLACE) or clear (REMOVE) on mail (NULL: none; mail NULL: any of
+   them). */
+static const char *
+keywords_find_state_change(struct mailbox *box, const struct mail_keywords *kw,
+			   enum modify_type type, struct mail *mail)
+{
+	const ARRAY_TYPE(keywords) *names;
+	const char *name;
+	unsigned int i;
+
+	if (kw == NULL)
+		return NULL;
+	names = mail_index_get_keywords(box->index);
+	for (i = 0; i < kw->count; i++) {
+		name = array_idx_elem(names, kw->idx[i]);
+		if (keyword_is_state(name) &&
+		    (mail == NULL ||
+		     mail_has_keyword(mail, name) == (type == MODIFY_REMOVE)))
+			return name;
+	}
+	return NULL;
+}
+
+/* kw without the state keywords, plus (keep_from != NULL) those that
+   keep_from has. */
+static struct mail_keywords *
+keywords_replace_state(struct mailbox *box, const struct mail_keywords *kw,
+		       struct mail *keep_from)
+{
+	const ARRAY_TYPE(keywords) *names;
+	ARRAY_TYPE(keyword_indexes) idx;
+	const char *const *kws;
+	unsigned int i, n;
+
+	names = mail_index_get_keywords(box->index);
+	t_array_init(&idx, 8);
+	for (i = 0; kw != NULL && i < kw->count; i++) {
+		if (!keyword_is_state(array_idx_elem(names, kw->idx[i])))
+			array_push_back(&idx, &kw->idx[i]);
+	}
+	if (keep_from != NULL) {
+		for (kws = mail_get_keywords(keep_from); *kws != NULL; kws++) {
+			if (keyword_is_state(*kws) &&
+			    mail_index_keyword_lookup(box->index, *kws, &n))
+				array_push_back(&idx, &n);
+		}
+	}
+	return mailbox_keywords_create_from_indexes(box, &idx);
+}
+
+static void
+pop3ext_mail_update_keywords(struct mail *_mail, enum modify_type type,
+			     struct mail_keywords *keywords)
+{
+	struct mail_private *mail = (struct mail_private *)_mail;
+	struct pop3ext_mail *pmail = POP3EXT_MAIL_CONTEXT_REQUIRE(mail);
+	struct pop3ext_transaction *pt =
+		POP3EXT_CONTEXT_REQUIRE(_mail->transaction);
+	struct mail_keywords *kw;
+	const char *name;
+
+	if (state_keywords_writable(_mail->box->storage->user)) {
+		pmail->module_ctx.super.update_keywords(_mail, type, keywords);
+		return;
+	}
+	name = keywords_find_state_change(_mail->box, keywords, type, _mail);
+	if (name != NULL) {
+		/* the commit fails, and the client gets a NO */
+		pt->refused_keyword = p_strdup(pt->pool, name);
+		return;
+	}
+	if (type != MODIFY_REPLACE) {
+		pmail->module_ctx.super.update_keywords(_mail, type, keywords);
+		return;
+	}
+	/* STORE FLAGS (...): the state keywords stay as they are */
+	T_BEGIN {
+		kw = keywords_replace_state(_mail->box, keywords, _mail);
+		pmail->module_ctx.super.update_keywords(_mail, type, kw);
+		mailbox_keywords_unref(&kw);
+	} T_END;
+}
+
+/*
  * The expunge gate
  */
 
@@ -91,7 +234,6 @@ pop3ext_hold(struct pop3ext_user *puser, struct mail *mail,
 	     struct pop3ext_transaction *pt, time_t save_date,
 	     enum pop3ext_expunge_decision decision)
 {
-	struct mail_keywords *kw;
 	struct mailbox_status status;
 	struct pop3ext_held *h;
 	const char *guid;
@@ -100,9 +242,7 @@ pop3ext_hold(struct pop3ext_user *puser, struct mail *mail,
 		/* held before and logged then */
 		return;
 	}
-	kw = pop3ext_keywords(mail->box, POP3EXT_KEYWORD_PENDING);
-	mail_update_keywords(mail, MODIFY_ADD, kw);
-	mailbox_keywords_unref(&kw);
+	pop3ext_update_own_keyword(mail, MODIFY_ADD, POP3EXT_KEYWORD_PENDING);
 
 	if (puser->state == NULL) {
 		e_error(puser->event, "Held expunge of %s UID %u cannot be "
@@ -193,11 +333,11 @@ bool pop3ext_expunge_gate(struct mail *mail)
 static int pop3ext_mail_get_save_date(struct mail *_mail, time_t *date_r)
 {
 	struct mail_private *mail = (struct mail_private *)_mail;
-	union mail_module_context *pmail = POP3EXT_MAIL_CONTEXT_REQUIRE(mail);
+	struct pop3ext_mail *pmail = POP3EXT_MAIL_CONTEXT_REQUIRE(mail);
 	struct pop3ext_user *puser =
 		pop3ext_user_get(_mail->box->storage->user);
 
-	if (pmail->super.get_save_date(_mail, date_r) < 0)
+	if (pmail->module_ctx.super.get_save_date(_mail, date_r) < 0)
 		return -1;
 	if (puser->policy_error != NULL ||
 	    pop3ext_decide_expunge(&puser->policy, *date_r, ioloop_time) !=
@@ -209,10 +349,10 @@ static int pop3ext_mail_get_save_date(struct mail *_mail, time_t *date_r)
 static void pop3ext_mail_expunge(struct mail *_mail)
 {
 	struct mail_private *mail = (struct mail_private *)_mail;
-	union mail_module_context *pmail = POP3EXT_MAIL_CONTEXT_REQUIRE(mail);
+	struct pop3ext_mail *pmail = POP3EXT_MAIL_CONTEXT_REQUIRE(mail);
 
-	if (pop3ext_expunge_gate(_mail))
-		pmail->super.expunge(_mail);
+	if (!pmail->gate || pop3ext_expunge_gate(_mail))
+		pmail->module_ctx.super.expunge(_mail);
 }
 
 bool pop3ext_expunge_gate_needed(struct pop3ext_user *puser)
@@ -228,23 +368,26 @@ void pop3ext_mail_allocated(struct mail *_mail)
 		pop3ext_user_get(_mail->box->storage->user);
 	struct mail_vfuncs *v = mail->vlast;
 	struct pop3ext_transaction *pt;
-	union mail_module_context *pmail;
+	struct pop3ext_mail *pmail;
 
-	/* With nothing to hold and nothing to audit the gate has no work:
-	   leave the mail alone (every message a session reads is a mail). A
-	   POP3 session expunges only at QUIT, where pop3ext_pop3 passes each
-	   message through the gate itself. */
-	if (puser == NULL || !pop3ext_expunge_gate_needed(puser) ||
+	/* A POP3 session changes no keyword but pop3ext's own, and
+	   expunges only at QUIT, where pop3ext_pop3 passes each message
+	   through the gate itself: its mails (every message it reads) are
+	   left alone. */
+	if (puser == NULL ||
 	    (_mail->box->flags & MAILBOX_FLAG_POP3_SESSION) != 0)
 		return;
-	pmail = p_new(mail->pool, union mail_module_context, 1);
-	pmail->super = *v;
-	mail->vlast = &pmail->super;
+	pmail = p_new(mail->pool, struct pop3ext_mail, 1);
+	pmail->module_ctx.super = *v;
+	mail->vlast = &pmail->module_ctx.super;
+	v->update_keywords = pop3ext_mail_update_keywords;
 	v->expunge = pop3ext_mail_expunge;
+	/* with nothing to hold and nothing to audit the gate has no work */
+	pmail->gate = pop3ext_expunge_gate_needed(puser);
 	pt = POP3EXT_CONTEXT_REQUIRE(_mail->transaction);
-	if (pt->autoexpunge)
+	if (pt->autoexpunge && pmail->gate)
 		v->get_save_date = pop3ext_mail_get_save_date;
-	MODULE_CONTEXT_SET_SELF(mail, pop3ext_mail_module, pmail);
+	MODULE_CONTEXT_SET(mail, pop3ext_mail_module, pmail);
 }
 
 /*
@@ -282,6 +425,15 @@ pop3ext_transaction_commit(struct mailbox_transaction_context *t,
 	const char *error;
 	int ret;
 
+	if (pt->refused_keyword != NULL) {
+		mail_storage_set_error(box->storage, MAIL_ERROR_PERM,
+			t_strdup_printf("%s is set and cleared by pop3ext "
+				"only (it records the message's retention "
+				"state)", pt->refused_keyword));
+		mbox->module_ctx.super.transaction_rollback(t);
+		pool_unref(&pt->pool);
+		return -1;
+	}
 	if (pt->autoexpunge_held > 0 && pt->autoexpunge_allowed == 0) {
 		/* autoexpunge_max_mails asked only for held expunges: they
 		   would be asked for again and again (see
@@ -477,6 +629,48 @@ pop3ext_search_init(struct mailbox_transaction_context *t,
 						  wanted_headers);
 }
 
+static int
+pop3ext_save_begin(struct mail_save_context *ctx, struct istream *input)
+{
+	struct mailbox *box = ctx->transaction->box;
+	struct pop3ext_mailbox *mbox = POP3EXT_CONTEXT_REQUIRE(box);
+	const char *name;
+
+	if (mbox->module_ctx.super.save_begin(ctx, input) < 0)
+		return -1;
+	/* a copy through save had its keywords sorted out in
+	   pop3ext_copy(). (Refused only once begun: mailbox_save_begin()
+	   then cancels it, which every storage is ready for.) */
+	if (!ctx->copying_or_moving &&
+	    !state_keywords_writable(box->storage->user) &&
+	    (name = keywords_find_state_change(box, ctx->data.keywords,
+						MODIFY_ADD, NULL)) != NULL) {
+		mail_storage_set_error(box->storage, MAIL_ERROR_PERM,
+			t_strdup_printf("%s is set by pop3ext only (it "
+				"records a message's retention state)", name));
+		return -1;
+	}
+	return 0;
+}
+
+static int pop3ext_copy(struct mail_save_context *ctx, struct mail *mail)
+{
+	struct mailbox *box = ctx->transaction->box;
+	struct pop3ext_mailbox *mbox = POP3EXT_CONTEXT_REQUIRE(box);
+	struct mail_keywords *kw;
+
+	/* the state belongs to the message copied from: the copy is a new
+	   message without it */
+	if (!state_keywords_writable(box->storage->user) &&
+	    keywords_find_state_change(box, ctx->data.keywords, MODIFY_ADD,
+				       NULL) != NULL) T_BEGIN {
+		kw = keywords_replace_state(box, ctx->data.keywords, NULL);
+		mailbox_keywords_unref(&ctx->data.keywords);
+		ctx->data.keywords = kw;
+	} T_END;
+	return mbox->module_ctx.super.copy(ctx, mail);
+}
+
 static int pop3ext_mailbox_open(struct mailbox *box)
 {
 	struct pop3ext_mailbox *mbox = POP3EXT_CONTEXT_REQUIRE(box);
@@ -542,5 +736,7 @@ void pop3ext_mailbox_allocated(struct mailbox *box)
 	v->transaction_commit = pop3ext_transaction_commit;
 	v->transaction_rollback = pop3ext_transaction_rollback;
 	v->search_init = pop3ext_search_init;
+	v->save_begin = pop3ext_save_begin;
+	v->copy = pop3ext_copy;
 	MODULE_CONTEXT_SET(box, pop3ext_storage_module, mbox);
 }

@@ -19,6 +19,8 @@ struct pop3ext_sweep {
 	struct pop3ext_sweep_result *result;
 	pool_t pool;
 	const char *error;
+	/* held.log, read once */
+	ARRAY_TYPE(pop3ext_held) held;
 };
 
 static void sweep_set_box_error(struct pop3ext_sweep *sweep,
@@ -191,6 +193,33 @@ static void sweep_max_age(struct pop3ext_sweep *sweep, struct mail *mail,
 	}
 }
 
+/* Is the expunge of mail held, i.e. in held.log? (The pending keyword
+   alone proves nothing.) */
+static bool sweep_is_held(struct pop3ext_sweep *sweep, struct mail *mail)
+{
+	const struct pop3ext_held *h;
+	struct mailbox_status status;
+	const char *vname = mailbox_get_vname(mail->box);
+	const char *guid = NULL;
+
+	mailbox_get_open_status(mail->box, STATUS_UIDVALIDITY, &status);
+	array_foreach(&sweep->held, h) {
+		if (strcmp(h->mailbox, vname) != 0)
+			continue;
+		if (h->uidvalidity == status.uidvalidity) {
+			if (h->uid == mail->uid)
+				return TRUE;
+			continue;
+		}
+		if (guid == NULL &&
+		    mail_get_special(mail, MAIL_FETCH_GUID, &guid) < 0)
+			guid = "";
+		if (strcmp(h->guid, guid) == 0)
+			return TRUE;
+	}
+	return FALSE;
+}
+
 static int sweep_inbox(struct pop3ext_sweep *sweep)
 {
 	struct mail_namespace *ns;
@@ -235,7 +264,8 @@ static int sweep_inbox(struct pop3ext_sweep *sweep)
 		if (mail->expunged)
 			continue;
 		/* a held expunge is already in held.log */
-		if (str_array_find(mail_get_keywords(mail), kws[0]))
+		if (str_array_find(mail_get_keywords(mail), kws[0]) &&
+		    sweep_is_held(sweep, mail))
 			continue;
 		(void)sweep_expunge(sweep, mail);
 	}
@@ -319,27 +349,22 @@ sweep_held_mailbox(struct pop3ext_sweep *sweep, const char *vname,
 
 static int sweep_held(struct pop3ext_sweep *sweep)
 {
-	ARRAY_TYPE(pop3ext_held) entries, done;
+	const ARRAY_TYPE(pop3ext_held) *entries = &sweep->held;
+	ARRAY_TYPE(pop3ext_held) done;
 	ARRAY_TYPE(const_string) mailboxes;
 	const struct pop3ext_held *h;
 	const char *vname, *error;
 
 	if (sweep->puser->state == NULL)
 		return 0;
-	p_array_init(&entries, sweep->pool, 16);
-	if (pop3ext_state_read_held(sweep->puser->state, sweep->pool,
-				    &entries, &error) < 0) {
-		sweep->error = p_strdup(sweep->pool, error);
-		return -1;
-	}
 	p_array_init(&mailboxes, sweep->pool, 4);
-	array_foreach(&entries, h) {
+	array_foreach(entries, h) {
 		if (!array_lsearch(&mailboxes, &h->mailbox, i_strcmp_p))
 			array_push_back(&mailboxes, &h->mailbox);
 	}
 	p_array_init(&done, sweep->pool, 16);
 	array_foreach_elem(&mailboxes, vname)
-		sweep_held_mailbox(sweep, vname, &entries, &done);
+		sweep_held_mailbox(sweep, vname, entries, &done);
 	if (!sweep->dry_run &&
 	    pop3ext_state_remove_held(sweep->puser->state, &done, &error) < 0 &&
 	    sweep->error == NULL)
@@ -371,6 +396,14 @@ int pop3ext_sweep_user(struct mail_user *user, bool dry_run,
 	}
 
 	sweep.pool = pool_alloconly_create("pop3ext sweep", 4096);
+	p_array_init(&sweep.held, sweep.pool, 16);
+	if (sweep.puser->state != NULL &&
+	    pop3ext_state_read_held(sweep.puser->state, sweep.pool,
+				    &sweep.held, error_r) < 0) {
+		*error_r = t_strdup(*error_r);
+		pool_unref(&sweep.pool);
+		return -1;
+	}
 	sweep.puser->sweeping = TRUE;
 	ret = sweep_inbox(&sweep);
 	if (sweep_held(&sweep) < 0)
