@@ -17,7 +17,8 @@
      $POP3Retrieved) are pop3ext's alone: a client's STORE or APPEND that
      would set or clear one is refused (NO [NOPERM]), STORE FLAGS (...)
      keeps them, and a COPY does not carry them over (the copy is a new
-     message without state); doveadm (the admin) may change them;
+     message without state); doveadm (the admin) may change them. An IMAP
+     undelete (removing \Deleted) of a held expunge withdraws it;
    - the POP3 session's listing (the search that pop3 runs with its POP3
      sort order over all messages) leaves out hidden and pending messages
      and mail saved before pop3ext_visible_since (for first-login: the
@@ -225,6 +226,26 @@ pop3ext_mail_update_keywords(struct mail *_mail, enum modify_type type,
 	} T_END;
 }
 
+/* An IMAP undelete (removing \Deleted) of a held expunge withdraws it:
+   the pending keyword goes, and the sweep leaves the message alone. */
+static void
+pop3ext_mail_update_flags(struct mail *_mail, enum modify_type type,
+			  enum mail_flags flags)
+{
+	struct mail_private *mail = (struct mail_private *)_mail;
+	struct pop3ext_mail *pmail = POP3EXT_MAIL_CONTEXT_REQUIRE(mail);
+	bool undelete;
+
+	undelete = (type == MODIFY_REMOVE ? (flags & MAIL_DELETED) != 0 :
+		    type == MODIFY_REPLACE && (flags & MAIL_DELETED) == 0) &&
+		(mail_get_flags(_mail) & MAIL_DELETED) != 0;
+	pmail->module_ctx.super.update_flags(_mail, type, flags);
+	if (undelete && mail_has_keyword(_mail, POP3EXT_KEYWORD_PENDING)) {
+		pop3ext_update_own_keyword(_mail, MODIFY_REMOVE,
+					   POP3EXT_KEYWORD_PENDING);
+	}
+}
+
 /*
  * The expunge gate
  */
@@ -381,6 +402,7 @@ void pop3ext_mail_allocated(struct mail *_mail)
 	pmail->module_ctx.super = *v;
 	mail->vlast = &pmail->module_ctx.super;
 	v->update_keywords = pop3ext_mail_update_keywords;
+	v->update_flags = pop3ext_mail_update_flags;
 	v->expunge = pop3ext_mail_expunge;
 	/* with nothing to hold and nothing to audit the gate has no work */
 	pmail->gate = pop3ext_expunge_gate_needed(puser);

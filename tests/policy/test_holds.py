@@ -162,6 +162,28 @@ class HoldsTest(PolicyTestCase):
         self.assertEqual(res["messages"], 1)
         self.assertEqual(set(self.imap_messages("u")), {"u 0", "u 2"})
 
+    def test_imap_undelete_withdraws_a_held_expunge(self):
+        """An IMAP client's undelete (removing \\Deleted, by -FLAGS or by
+        FLAGS (...)) takes back a held EXPUNGE: the sweep leaves the
+        message alone. A deletion still standing is completed."""
+        self.start({"u": {"pop3ext_min_age": "7d"}}, messages=4)
+        i = self.d.imap("u")
+        i.select("INBOX")
+        i.store("1:3", "+FLAGS", "(\\Deleted)")
+        self.assertEqual(i.expunge(), ("OK", [None]))
+        typ, data = i.store("1", "-FLAGS", "(\\Deleted)")
+        self.assertEqual(typ, "OK", data)
+        typ, data = i.store("2", "FLAGS", "(\\Seen)")
+        self.assertEqual(typ, "OK", data)
+        i.logout()
+        inbox = self.imap_messages("u")
+        self.assertEqual(inbox["u 0"], set())
+        self.assertEqual(inbox["u 1"], {"\\Seen"})
+        self.assertEqual(inbox["u 2"], {"\\Deleted", PENDING})
+        res = self.sweep("-u", "u", faketime="+8d")["-"]
+        self.assertEqual(res["messages"], 1)
+        self.assertEqual(set(self.imap_messages("u")), {"u 0", "u 1", "u 3"})
+
 
 class HoldsSdboxTest(HoldsTest):
     storage = "sdbox"
