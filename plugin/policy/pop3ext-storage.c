@@ -31,6 +31,7 @@
 #include "mail-index.h"
 #include "seq-range-array.h"
 #include "mail-search-build.h"
+#include "mail-namespace.h"
 #include "mail-storage-private.h"
 #include "pop3ext-decide.h"
 #include "pop3ext-state.h"
@@ -45,6 +46,11 @@
 
 struct pop3ext_mailbox {
 	union mailbox_module_context module_ctx;
+	/* whose policy applies to the mailbox's mail: its owner's, whoever
+	   opened it; NULL when that cannot be known (owner_error says why),
+	   and then nothing is expunged */
+	struct pop3ext_user *owner;
+	const char *owner_error;
 	/* POP3 session: listing limits, computed when opened */
 	time_t list_since;
 	/* pop3ext_visible_since = first-login */
@@ -250,6 +256,19 @@ pop3ext_mail_update_flags(struct mail *_mail, enum modify_type type,
  * The expunge gate
  */
 
+/* The name of box as its owner sees it (for the owner's sweep). */
+static const char *
+pop3ext_owner_vname(struct pop3ext_user *owner, struct mailbox *box)
+{
+	struct mail_namespace *ns;
+
+	if (mailbox_get_namespace(box)->owner == box->storage->user)
+		return mailbox_get_vname(box);
+	/* a shared mailbox: its storage name in the owner's namespace */
+	ns = mail_namespace_find_inbox(owner->user->namespaces);
+	return mailbox_list_get_vname(ns->list, box->name);
+}
+
 static void
 pop3ext_hold(struct pop3ext_user *puser, struct mail *mail,
 	     struct pop3ext_transaction *pt, time_t save_date,
@@ -280,7 +299,7 @@ pop3ext_hold(struct pop3ext_user *puser, struct mail *mail,
 		return;
 	}
 	h = array_append_space(&pt->held);
-	h->mailbox = p_strdup(pt->pool, mailbox_get_vname(mail->box));
+	h->mailbox = p_strdup(pt->pool, pop3ext_owner_vname(puser, mail->box));
 	mailbox_get_open_status(mail->box, STATUS_UIDVALIDITY, &status);
 	h->uidvalidity = status.uidvalidity;
 	h->uid = mail->uid;
@@ -293,11 +312,21 @@ pop3ext_hold(struct pop3ext_user *puser, struct mail *mail,
 
 bool pop3ext_expunge_gate(struct mail *mail)
 {
-	struct pop3ext_user *puser = pop3ext_user_get(mail->box->storage->user);
+	struct pop3ext_mailbox *mbox = POP3EXT_CONTEXT_REQUIRE(mail->box);
+	/* the owner's policy; the session's user says who does it */
+	struct pop3ext_user *puser = mbox->owner;
+	struct pop3ext_user *suser = pop3ext_user_get(mail->box->storage->user);
 	struct pop3ext_transaction *pt =
 		POP3EXT_CONTEXT_REQUIRE(mail->transaction);
 	enum pop3ext_expunge_decision decision;
 	time_t save_date;
+
+	if (puser == NULL) {
+		e_error(suser->event, "Expunge of %s UID %u refused: %s",
+			mailbox_get_vname(mail->box), mail->uid,
+			mbox->owner_error);
+		return FALSE;
+	}
 
 	if (puser->policy_error != NULL) {
 		pop3ext_user_log_policy_error(puser);
@@ -306,7 +335,7 @@ bool pop3ext_expunge_gate(struct mail *mail)
 		return FALSE;
 	}
 	if (!puser->policy.legal_hold && puser->policy.min_age == 0) {
-		pop3ext_audit_mail(puser, puser->sweeping ?
+		pop3ext_audit_mail(puser, suser->sweeping ?
 				   "pop3ext_sweep_expunge" : "pop3ext_deletion",
 				   mail, "none", "allow");
 		return TRUE;
@@ -324,7 +353,7 @@ bool pop3ext_expunge_gate(struct mail *mail)
 	if (decision == POP3EXT_EXPUNGE_ALLOW) {
 		if (pt->autoexpunge)
 			pt->autoexpunge_allowed++;
-		pop3ext_audit_mail(puser, puser->sweeping ?
+		pop3ext_audit_mail(puser, suser->sweeping ?
 				   "pop3ext_sweep_expunge" : "pop3ext_deletion",
 				   mail, "min_age", "allow");
 		return TRUE;
@@ -355,12 +384,12 @@ static int pop3ext_mail_get_save_date(struct mail *_mail, time_t *date_r)
 {
 	struct mail_private *mail = (struct mail_private *)_mail;
 	struct pop3ext_mail *pmail = POP3EXT_MAIL_CONTEXT_REQUIRE(mail);
-	struct pop3ext_user *puser =
-		pop3ext_user_get(_mail->box->storage->user);
+	struct pop3ext_mailbox *mbox = POP3EXT_CONTEXT_REQUIRE(_mail->box);
+	struct pop3ext_user *puser = mbox->owner;
 
 	if (pmail->module_ctx.super.get_save_date(_mail, date_r) < 0)
 		return -1;
-	if (puser->policy_error != NULL ||
+	if (puser == NULL || puser->policy_error != NULL ||
 	    pop3ext_decide_expunge(&puser->policy, *date_r, ioloop_time) !=
 	    POP3EXT_EXPUNGE_ALLOW)
 		*date_r = ioloop_time;
@@ -389,6 +418,7 @@ void pop3ext_mail_allocated(struct mail *_mail)
 		pop3ext_user_get(_mail->box->storage->user);
 	struct mail_vfuncs *v = mail->vlast;
 	struct pop3ext_transaction *pt;
+	struct pop3ext_mailbox *mbox;
 	struct pop3ext_mail *pmail;
 
 	/* A POP3 session changes no keyword but pop3ext's own, and
@@ -405,7 +435,9 @@ void pop3ext_mail_allocated(struct mail *_mail)
 	v->update_flags = pop3ext_mail_update_flags;
 	v->expunge = pop3ext_mail_expunge;
 	/* with nothing to hold and nothing to audit the gate has no work */
-	pmail->gate = pop3ext_expunge_gate_needed(puser);
+	mbox = POP3EXT_CONTEXT_REQUIRE(_mail->box);
+	pmail->gate = mbox->owner == NULL ||
+		pop3ext_expunge_gate_needed(mbox->owner);
 	pt = POP3EXT_CONTEXT_REQUIRE(_mail->transaction);
 	if (pt->autoexpunge && pmail->gate)
 		v->get_save_date = pop3ext_mail_get_save_date;
@@ -443,7 +475,8 @@ pop3ext_transaction_commit(struct mailbox_transaction_context *t,
 	struct mailbox *box = t->box;
 	struct pop3ext_mailbox *mbox = POP3EXT_CONTEXT_REQUIRE(box);
 	struct pop3ext_transaction *pt = POP3EXT_CONTEXT_REQUIRE(t);
-	struct pop3ext_user *puser = pop3ext_user_get(box->storage->user);
+	/* held expunges go to the owner's log (pop3ext_hold()) */
+	struct pop3ext_user *puser = mbox->owner;
 	const char *error;
 	int ret;
 
@@ -742,6 +775,23 @@ static int pop3ext_mailbox_open(struct mailbox *box)
 	return mbox->module_ctx.super.open(box);
 }
 
+static void
+pop3ext_mailbox_find_owner(struct pop3ext_mailbox *mbox, struct mailbox *box)
+{
+	struct mail_namespace *ns = mailbox_get_namespace(box);
+
+	if (ns->owner == NULL) {
+		/* a public namespace (or the root of the shared ones) */
+		mbox->owner_error = "the mailbox has no owner whose policy "
+			"pop3ext could apply (public namespace)";
+	} else if ((mbox->owner = pop3ext_user_get(ns->owner)) == NULL) {
+		mbox->owner_error = p_strdup_printf(box->pool,
+			"pop3ext is not in the mail_plugins of %s, the owner "
+			"of the mailbox: their policy is unknown",
+			ns->owner->username);
+	}
+}
+
 void pop3ext_mailbox_allocated(struct mailbox *box)
 {
 	struct mailbox_vfuncs *v = box->vlast;
@@ -750,6 +800,7 @@ void pop3ext_mailbox_allocated(struct mailbox *box)
 	if (pop3ext_user_get(box->storage->user) == NULL)
 		return;
 	mbox = p_new(box->pool, struct pop3ext_mailbox, 1);
+	pop3ext_mailbox_find_owner(mbox, box);
 	mbox->module_ctx.super = *v;
 	box->vlast = &mbox->module_ctx.super;
 
