@@ -69,6 +69,7 @@ struct pop3ext_mail {
 
 struct pop3ext_transaction {
 	union mailbox_transaction_module_context module_ctx;
+	/* created when needed (most transactions hold nothing) */
 	pool_t pool;
 	/* held expunges, logged after a successful commit */
 	ARRAY_TYPE(pop3ext_held) held;
@@ -100,6 +101,21 @@ static bool mail_has_keyword(struct mail *mail, const char *kw)
 	const char *const *kws = mail_get_keywords(mail);
 
 	return str_array_find(kws, kw);
+}
+
+static pool_t pop3ext_transaction_pool(struct pop3ext_transaction *pt)
+{
+	if (pt->pool == NULL) {
+		pt->pool = pool_alloconly_create("pop3ext transaction", 512);
+		p_array_init(&pt->held, pt->pool, 4);
+	}
+	return pt->pool;
+}
+
+static void pop3ext_transaction_free(struct pop3ext_transaction *pt)
+{
+	pool_unref(&pt->pool);
+	i_free(pt);
 }
 
 /*
@@ -217,7 +233,8 @@ pop3ext_mail_update_keywords(struct mail *_mail, enum modify_type type,
 	name = keywords_find_state_change(_mail->box, keywords, type, _mail);
 	if (name != NULL) {
 		/* the commit fails, and the client gets a NO */
-		pt->refused_keyword = p_strdup(pt->pool, name);
+		pt->refused_keyword = p_strdup(pop3ext_transaction_pool(pt),
+					       name);
 		return;
 	}
 	if (type != MODIFY_REPLACE) {
@@ -298,6 +315,7 @@ pop3ext_hold(struct pop3ext_user *puser, struct mail *mail,
 			mailbox_get_last_internal_error(mail->box, NULL));
 		return;
 	}
+	(void)pop3ext_transaction_pool(pt);
 	h = array_append_space(&pt->held);
 	h->mailbox = p_strdup(pt->pool, pop3ext_owner_vname(puser, mail->box));
 	mailbox_get_open_status(mail->box, STATUS_UIDVALIDITY, &status);
@@ -456,13 +474,9 @@ pop3ext_transaction_begin(struct mailbox *box,
 	struct pop3ext_mailbox *mbox = POP3EXT_CONTEXT_REQUIRE(box);
 	struct mailbox_transaction_context *t;
 	struct pop3ext_transaction *pt;
-	pool_t pool;
 
 	t = mbox->module_ctx.super.transaction_begin(box, flags, reason);
-	pool = pool_alloconly_create("pop3ext transaction", 512);
-	pt = p_new(pool, struct pop3ext_transaction, 1);
-	pt->pool = pool;
-	p_array_init(&pt->held, pool, 4);
+	pt = i_new(struct pop3ext_transaction, 1);
 	pt->autoexpunge = strcmp(reason, AUTOEXPUNGE_TRANSACTION_REASON) == 0;
 	MODULE_CONTEXT_SET(t, pop3ext_storage_module, pt);
 	return t;
@@ -486,7 +500,7 @@ pop3ext_transaction_commit(struct mailbox_transaction_context *t,
 				"only (it records the message's retention "
 				"state)", pt->refused_keyword));
 		mbox->module_ctx.super.transaction_rollback(t);
-		pool_unref(&pt->pool);
+		pop3ext_transaction_free(pt);
 		return -1;
 	}
 	if (pt->autoexpunge_held > 0 && pt->autoexpunge_allowed == 0) {
@@ -500,18 +514,18 @@ pop3ext_transaction_commit(struct mailbox_transaction_context *t,
 				"(pop3ext_legal_hold/pop3ext_min_age) holds "
 				"them", pt->autoexpunge_held));
 		mbox->module_ctx.super.transaction_rollback(t);
-		pool_unref(&pt->pool);
+		pop3ext_transaction_free(pt);
 		return -1;
 	}
 	ret = mbox->module_ctx.super.transaction_commit(t, changes_r);
-	if (ret == 0 && array_count(&pt->held) > 0 &&
+	if (ret == 0 && pt->pool != NULL && array_count(&pt->held) > 0 &&
 	    pop3ext_state_append_held(puser->state, &pt->held, &error) < 0) {
 		/* the messages keep their pending keyword and are not
 		   expunged: nothing is lost, the sweep just can't see them */
 		e_error(puser->event, "Failed to log %u held expunge(s) for "
 			"the sweep: %s", array_count(&pt->held), error);
 	}
-	pool_unref(&pt->pool);
+	pop3ext_transaction_free(pt);
 	return ret;
 }
 
@@ -522,7 +536,7 @@ pop3ext_transaction_rollback(struct mailbox_transaction_context *t)
 	struct pop3ext_transaction *pt = POP3EXT_CONTEXT_REQUIRE(t);
 
 	mbox->module_ctx.super.transaction_rollback(t);
-	pool_unref(&pt->pool);
+	pop3ext_transaction_free(pt);
 }
 
 /*
@@ -677,7 +691,8 @@ pop3ext_search_init(struct mailbox_transaction_context *t,
 		return mbox->module_ctx.super.search_init(t, args,
 			sort_program, wanted_fields, wanted_headers);
 	}
-	mail_search_args_simplify(largs);
+	/* (mail_search_args_init() in pop3ext_listing_args() simplified
+	   it) */
 	mail_search_args_unref(&args);
 	return mbox->module_ctx.super.search_init(t, largs, sort_program,
 						  wanted_fields,
