@@ -337,9 +337,12 @@ bool pop3ext_expunge_gate(struct mail *mail)
 	struct pop3ext_transaction *pt =
 		POP3EXT_CONTEXT_REQUIRE(mail->transaction);
 	enum pop3ext_expunge_decision decision;
+	bool autoexpunged = ((struct mail_private *)mail)->autoexpunged;
 	time_t save_date;
 
 	if (puser == NULL) {
+		if (autoexpunged)
+			pt->autoexpunge_held++;
 		e_error(suser->event, "Expunge of %s UID %u refused: %s",
 			mailbox_get_vname(mail->box), mail->uid,
 			mbox->owner_error);
@@ -347,12 +350,16 @@ bool pop3ext_expunge_gate(struct mail *mail)
 	}
 
 	if (puser->policy_error != NULL) {
+		if (autoexpunged)
+			pt->autoexpunge_held++;
 		pop3ext_user_log_policy_error(puser);
 		pop3ext_audit_mail(puser, "pop3ext_expunge_held", mail,
 				   "policy_error", "refused:policy_error");
 		return FALSE;
 	}
 	if (!puser->policy.legal_hold && puser->policy.min_age == 0) {
+		if (autoexpunged)
+			pt->autoexpunge_allowed++;
 		pop3ext_audit_mail(puser, suser->sweeping ?
 				   "pop3ext_sweep_expunge" : "pop3ext_deletion",
 				   mail, "none", "allow");
@@ -369,14 +376,14 @@ bool pop3ext_expunge_gate(struct mail *mail)
 	decision = pop3ext_decide_expunge(&puser->policy, save_date,
 					  ioloop_time);
 	if (decision == POP3EXT_EXPUNGE_ALLOW) {
-		if (pt->autoexpunge)
+		if (autoexpunged)
 			pt->autoexpunge_allowed++;
 		pop3ext_audit_mail(puser, suser->sweeping ?
 				   "pop3ext_sweep_expunge" : "pop3ext_deletion",
 				   mail, "min_age", "allow");
 		return TRUE;
 	}
-	if (((struct mail_private *)mail)->autoexpunged) {
+	if (autoexpunged) {
 		/* Autoexpunge comes back by itself at the end of every
 		   session: nothing to mark or log for the sweep. Only its
 		   autoexpunge_max_mails part gets here (its age part sees held
@@ -511,8 +518,9 @@ pop3ext_transaction_commit(struct mailbox_transaction_context *t,
 		mail_storage_set_error(box->storage, MAIL_ERROR_LIMIT,
 			t_strdup_printf("pop3ext: %u message(s) over "
 				"autoexpunge_max_mails kept: the policy "
-				"(pop3ext_legal_hold/pop3ext_min_age) holds "
-				"them", pt->autoexpunge_held));
+				"holds them (pop3ext_legal_hold, "
+				"pop3ext_min_age, or a policy that cannot "
+				"be read)", pt->autoexpunge_held));
 		mbox->module_ctx.super.transaction_rollback(t);
 		pop3ext_transaction_free(pt);
 		return -1;
