@@ -47,6 +47,9 @@ struct pop3ext_user {
 	bool sweeping:1;
 	/* the policy error was logged for this user */
 	bool policy_error_logged:1;
+	/* the state keywords may change now: pop3ext itself changes them
+	   (see pop3ext-storage.c, which refuses anyone else) */
+	unsigned int own_keyword_updates;
 };
 
 extern const char *pop3ext_plugin_version;

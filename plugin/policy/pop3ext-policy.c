@@ -3,6 +3,7 @@
 #include "lib.h"
 #include "str-sanitize.h"
 #include "utc-mktime.h"
+#include "settings-parser.h"
 #include "pop3ext-policy.h"
 
 #include <ctype.h>
@@ -25,44 +26,21 @@ struct pop3ext_setting_def {
 int pop3ext_parse_interval(const char *str, unsigned int *secs_r,
 			   const char **error_r)
 {
-	uintmax_t num, mult;
-	const char *p;
+	unsigned int secs;
 
 	if (strcasecmp(str, "never") == 0) {
 		*secs_r = POP3EXT_NEVER;
 		return 0;
 	}
-	if (str_parse_uintmax(str, &num, &p) < 0) {
-		*error_r = "not an interval (e.g. 30d, 12h, 0 or never)";
+	/* Dovecot's own intervals: 30d, 30 days, 2 weeks, 12h, 90 mins */
+	if (settings_get_time(str, &secs, error_r) < 0)
 		return -1;
-	}
-	switch (i_tolower(*p)) {
-	case '\0':
-		if (num != 0) {
-			*error_r = "the number needs a unit: s, m, h, d or w";
-			return -1;
-		}
-		mult = 1;
-		break;
-	case 's': mult = 1; break;
-	case 'm': mult = 60; break;
-	case 'h': mult = 60*60; break;
-	case 'd': mult = DAY_SECS; break;
-	case 'w': mult = 7*DAY_SECS; break;
-	default:
-		*error_r = "unknown unit (use s, m, h, d or w)";
-		return -1;
-	}
-	if (*p != '\0' && p[1] != '\0') {
-		*error_r = "unexpected text after the unit";
-		return -1;
-	}
-	/* at most ~136 years; POP3EXT_NEVER is not a valid finite value */
-	if (num > (POP3EXT_NEVER - 1) / mult) {
+	/* POP3EXT_NEVER is not a valid finite value */
+	if (secs == POP3EXT_NEVER) {
 		*error_r = "interval too long";
 		return -1;
 	}
-	*secs_r = num * mult;
+	*secs_r = secs;
 	return 0;
 }
 

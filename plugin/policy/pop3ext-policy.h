@@ -115,8 +115,9 @@ int pop3ext_policy_parse(pool_t pool, pop3ext_policy_lookup_t *lookup,
 int pop3ext_policy_check_value(enum pop3ext_setting setting, const char *value,
 			       const char **error_r);
 
-/* "30d", "12h", "90m", "45s", "2w", "0" or "never" (case-insensitive).
-   A number needs a unit unless it is 0. */
+/* Dovecot's time intervals ("30d", "30 days", "2 weeks", "12h", "90 mins",
+   "45s", "0"; settings_get_time()) or "never" (case-insensitive). A
+   number needs a unit unless it is 0. */
 int pop3ext_parse_interval(const char *str, unsigned int *secs_r,
 			   const char **error_r);
 /* "YYYY-MM-DD" (UTC midnight) or "YYYY-MM-DDTHH:MM[:SS](Z|+HH:MM|-HH:MM)" */

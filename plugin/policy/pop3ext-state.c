@@ -108,15 +108,83 @@ static int state_lock(struct pop3ext_state *state, struct file_lock **lock_r,
 	return 0;
 }
 
-/* Appends data to path as whole lines, durably. A line a crash cut short
-   is ended first, so that it cannot swallow the new one. */
+/* The offset just past the last LF in fd's first size bytes (0 if none). */
+static int state_find_last_lf(int fd, off_t size, off_t *end_r)
+{
+	char buf[4096];
+	off_t pos = size;
+	size_t n;
+	ssize_t ret;
+
+	while (pos > 0) {
+		n = pos < (off_t)sizeof(buf) ? (size_t)pos : sizeof(buf);
+		pos -= n;
+		ret = pread(fd, buf, n, pos);
+		if (ret != (ssize_t)n)
+			return -1;
+		while (n > 0) {
+			if (buf[--n] == '\n') {
+				*end_r = pos + n + 1;
+				return 0;
+			}
+		}
+	}
+	*end_r = 0;
+	return 0;
+}
+
+int pop3ext_state_sweep_lock(struct pop3ext_state *state,
+			     struct file_lock **lock_r, const char **error_r)
+{
+	/* flock: per open file, so that it excludes another sweep in the
+	   same process too (doveadm -A with several users sharing a
+	   home) */
+	struct file_lock_settings set = {
+		.lock_method = FILE_LOCK_METHOD_FLOCK,
+		.close_on_free = TRUE,
+	};
+	const char *path, *error;
+	int fd, ret;
+
+	*lock_r = NULL;
+	if (state_mkdir(state, error_r) < 0)
+		return -1;
+	path = state_path(state, "sweep.lock");
+	fd = open(path, O_RDWR | O_CREAT, 0600);
+	if (fd == -1) {
+		*error_r = errno_error("open", path);
+		return -1;
+	}
+	ret = file_try_lock(fd, path, F_WRLCK, &set, lock_r, &error);
+	if (ret <= 0) {
+		if (ret < 0)
+			*error_r = error;
+		i_close_fd(&fd);
+	}
+	return ret;
+}
+
+static int state_cut_tail(struct pop3ext_state *state, int fd,
+			  const char *path, off_t end, off_t size)
+{
+	if (ftruncate(fd, end) < 0)
+		return -1;
+	e_error(state->event, "%s: dropped an incomplete last line "
+		"(%"PRIuUOFF_T" bytes) a crash left", path,
+		(uoff_t)(size - end));
+	return 0;
+}
+
+/* Appends data to path as whole lines, durably. A line a crash (or a
+   full disk) cut short is cut off first: ended with a LF, a cut number
+   would read as another, valid one (a retrieval in 1970). */
 static int state_append(struct pop3ext_state *state, const char *name,
 			const string_t *data, const char **error_r)
 {
 	struct file_lock *lock;
 	const char *path = state_path(state, name);
 	struct stat st;
-	char last;
+	off_t end;
 	int fd, ret = -1;
 
 	if (str_len(data) == 0)
@@ -131,10 +199,11 @@ static int state_append(struct pop3ext_state *state, const char *name,
 	}
 	if (fstat(fd, &st) < 0)
 		*error_r = errno_error("fstat", path);
-	else if (st.st_size > 0 && pread(fd, &last, 1, st.st_size - 1) != 1)
+	else if (state_find_last_lf(fd, st.st_size, &end) < 0)
 		*error_r = errno_error("pread", path);
-	else if (st.st_size > 0 && last != '\n' && write_full(fd, "\n", 1) < 0)
-		*error_r = errno_error("write", path);
+	else if (end < st.st_size && state_cut_tail(state, fd, path, end,
+						     st.st_size) < 0)
+		*error_r = errno_error("ftruncate", path);
 	else if (write_full(fd, str_data(data), str_len(data)) < 0)
 		*error_r = errno_error("write", path);
 	else if (fdatasync(fd) < 0)
@@ -337,16 +406,23 @@ typedef int state_line_callback_t(const char *line, uoff_t end_offset,
 				  void *context);
 
 /* Calls callback for each complete line from offset on; a callback
-   returning 0 stops the reading. Returns 0, or -1 on I/O error. */
+   returning 0 stops the reading. A line longer than
+   POP3EXT_STATE_MAX_LINE is not ours: it is reported and skipped, or with
+   keep_long_lines, passed on whole (to be kept by a rewrite). Returns 0,
+   or -1 on I/O error. */
 static int state_read_lines(struct pop3ext_state *state, const char *name,
 			    uoff_t offset, state_line_callback_t *callback,
-			    void *context, const char **error_r)
+			    void *context, bool keep_long_lines,
+			    const char **error_r)
 {
 	const char *path = state_path(state, name);
 	struct istream *input;
-	const char *line;
+	const unsigned char *data, *lf;
+	string_t *long_line = NULL;
+	size_t size, scanned = 0;
 	unsigned int linenum = 0;
-	int fd, ret = 0;
+	bool skipping = FALSE;
+	int fd, ret;
 
 	fd = open(path, O_RDONLY);
 	if (fd == -1) {
@@ -357,16 +433,56 @@ static int state_read_lines(struct pop3ext_state *state, const char *name,
 	}
 	input = i_stream_create_fd_autoclose(&fd, POP3EXT_STATE_MAX_LINE);
 	i_stream_seek(input, offset);
-	while ((line = i_stream_read_next_line(input)) != NULL) {
+	while ((ret = i_stream_read_data(input, &data, &size, scanned)) != -1) {
+		lf = memchr(data + scanned, '\n', size - scanned);
+		if (lf == NULL) {
+			if (ret != -2) {
+				scanned = size;
+				continue;
+			}
+			/* the buffer is full: a line too long to be ours */
+			if (!skipping) {
+				skipping = TRUE;
+				e_error(state->event, "%s: line %u is too long "
+					"- %s", path, linenum + 1,
+					keep_long_lines ? "kept as it is" :
+					"skipping it");
+				if (keep_long_lines)
+					long_line = str_new(default_pool, size * 2);
+			}
+			if (long_line != NULL)
+				str_append_data(long_line, data, size);
+			i_stream_skip(input, size);
+			scanned = 0;
+			continue;
+		}
+		size = lf - data;
+		scanned = 0;
 		linenum++;
-		if (callback(line, input->v_offset, context) == 0)
+		if (skipping) {
+			skipping = FALSE;
+			if (long_line == NULL) {
+				i_stream_skip(input, size + 1);
+				continue;
+			}
+			str_append_data(long_line, data, size);
+			i_stream_skip(input, size + 1);
+			ret = callback(str_c(long_line), input->v_offset,
+				       context);
+			str_free(&long_line);
+		} else {
+			const char *line = t_strndup(data, size);
+
+			i_stream_skip(input, size + 1);
+			ret = callback(line, input->v_offset, context);
+		}
+		if (ret == 0)
 			break;
 	}
-	if (input->stream_errno == ENOBUFS) {
-		/* a line too long to be ours: report, stop */
-		e_error(state->event, "%s: line %u is too long - ignoring the "
-			"rest of the file", path, linenum + 1);
-	} else if (input->stream_errno != 0) {
+	if (long_line != NULL)
+		str_free(&long_line);
+	ret = 0;
+	if (input->stream_errno != 0) {
 		*error_r = t_strdup_printf("read(%s) failed: %s", path,
 					   i_stream_get_error(input));
 		ret = -1;
@@ -415,6 +531,28 @@ static int read_consumed_offset(struct pop3ext_state *state, uoff_t *offset_r,
 			"'%s' - reading the retrieval log from the start",
 			state->dir, str_sanitize(data, 40));
 		*offset_r = 0;
+	} else if (*offset_r > 0) {
+		/* An offset past the end is one of an older, longer log
+		   (a crash during compaction, an older pop3ext): it means
+		   nothing in this one. Read it all (re-reading entries only
+		   delays them; skipping them would keep them for ever). */
+		const char *path = state_path(state, "retrieved.log");
+		struct stat st;
+
+		if (stat(path, &st) < 0) {
+			if (errno != ENOENT) {
+				*error_r = errno_error("stat", path);
+				return -1;
+			}
+			st.st_size = 0;
+		}
+		if (*offset_r > (uoff_t)st.st_size) {
+			e_error(state->event, "%s/retrieved.offset: %"PRIuUOFF_T
+				" is beyond the log's end (%"PRIuUOFF_T") - "
+				"reading the retrieval log from the start",
+				state->dir, *offset_r, (uoff_t)st.st_size);
+			*offset_r = 0;
+		}
 	}
 	return 0;
 }
@@ -434,7 +572,7 @@ int pop3ext_state_read_retrievals(struct pop3ext_state *state, pool_t pool,
 		return -1;
 	ctx.max = max == 0 ? 0 : count + max;
 	if (state_read_lines(state, "retrieved.log", *offset,
-			     read_retrieval_line, &ctx, error_r) < 0)
+			     read_retrieval_line, &ctx, FALSE, error_r) < 0)
 		return -1;
 	if (array_count(entries_r) > count)
 		*offset = (array_back(entries_r))->end_offset;
@@ -471,12 +609,13 @@ static int copy_tail(struct pop3ext_state *state, uoff_t offset,
 					   path);
 		return -1;
 	}
-	/* the new log first, then the offset: a crash in between re-reads
-	   entries, and re-reading only delays work */
-	if (state_replace(state, "retrieved.log", buf->data, buf->used,
-			  error_r) < 0)
+	/* the offset first, then the new log: a crash in between re-reads
+	   the old log's consumed entries, which only delays nothing (their
+	   messages are gone); the other order would skip entries */
+	if (state_replace(state, "retrieved.offset", "0\n", 2, error_r) < 0)
 		return -1;
-	return state_replace(state, "retrieved.offset", "0\n", 2, error_r);
+	return state_replace(state, "retrieved.log", buf->data, buf->used,
+			     error_r);
 }
 
 int pop3ext_state_consume_retrievals(struct pop3ext_state *state,
@@ -537,7 +676,7 @@ int pop3ext_state_read_held(struct pop3ext_state *state, pool_t pool,
 	};
 
 	return state_read_lines(state, "held.log", 0, read_held_line, &ctx,
-				error_r);
+				FALSE, error_r);
 }
 
 static bool held_equals(const struct pop3ext_held *a,
@@ -589,7 +728,7 @@ int pop3ext_state_remove_held(struct pop3ext_state *state,
 	ctx.keep = t_str_new(1024);
 	ctx.pool = pool_datastack_create();
 	ret = state_read_lines(state, "held.log", 0, remove_held_line, &ctx,
-			       error_r);
+			       TRUE, error_r);
 	if (ret == 0) {
 		ret = state_replace(state, "held.log", str_data(ctx.keep),
 				    str_len(ctx.keep), error_r);

@@ -90,6 +90,13 @@ int pop3ext_state_remove_held(struct pop3ext_state *state,
 			      const ARRAY_TYPE(pop3ext_held) *done,
 			      const char **error_r);
 
+/* The user's sweep lock (one sweep of a user at a time, from reading the
+   logs to consuming them): 1 if taken (file_lock_free() releases it), 0
+   if another sweep holds it, -1 on error. */
+struct file_lock;
+int pop3ext_state_sweep_lock(struct pop3ext_state *state,
+			     struct file_lock **lock_r, const char **error_r);
+
 /* for tests: the line parsers */
 int pop3ext_state_parse_retrieval(const char *line, pool_t pool,
 				  struct pop3ext_retrieval *r_r);

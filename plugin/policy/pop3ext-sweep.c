@@ -4,6 +4,7 @@
 #include "array.h"
 #include "ioloop.h"
 #include "seq-range-array.h"
+#include "file-lock.h"
 #include "mail-namespace.h"
 #include "mail-search-build.h"
 #include "mail-storage.h"
@@ -16,59 +17,109 @@ struct pop3ext_sweep {
 	struct mail_user *user;
 	struct pop3ext_user *puser;
 	bool dry_run;
+	/* what was committed (in a dry run: what would have been) */
 	struct pop3ext_sweep_result *result;
 	pool_t pool;
+	/* the first error, for the report */
 	const char *error;
+	/* held.log, read once */
+	ARRAY_TYPE(pop3ext_held) held;
 };
 
-static void sweep_set_box_error(struct pop3ext_sweep *sweep,
-				struct mailbox *box, const char *what)
+/* One mailbox's part of the sweep: an error fails only this mailbox (its
+   expunges are rolled back, its records kept); its counts join the
+   result once committed. */
+struct sweep_box {
+	struct pop3ext_sweep_result counts;
+	bool failed;
+};
+
+enum sweep_find_result {
+	SWEEP_FIND_FOUND,
+	SWEEP_FIND_GONE,
+	SWEEP_FIND_ERROR,
+};
+
+static void sweep_set_error(struct pop3ext_sweep *sweep, struct sweep_box *sbox,
+			    const char *error)
 {
-	if (sweep->error == NULL) {
-		sweep->error = p_strdup_printf(sweep->pool, "%s %s: %s", what,
-			mailbox_get_vname(box),
-			mailbox_get_last_internal_error(box, NULL));
-	}
+	if (sbox != NULL)
+		sbox->failed = TRUE;
+	if (sweep->error == NULL)
+		sweep->error = p_strdup(sweep->pool, error);
+	else
+		e_error(sweep->puser->event, "Sweep: %s", error);
 }
 
-/* Commits the sweep's expunges in box (a dry run or an error rolls them
-   back). Returns TRUE if they were committed. */
-static bool sweep_finish(struct pop3ext_sweep *sweep, struct mailbox *box,
+static void sweep_set_box_error(struct pop3ext_sweep *sweep,
+				struct sweep_box *sbox, struct mailbox *box,
+				const char *what)
+{
+	sweep_set_error(sweep, sbox, t_strdup_printf("%s %s: %s", what,
+		mailbox_get_vname(box),
+		mailbox_get_last_internal_error(box, NULL)));
+}
+
+static void sweep_add_counts(struct pop3ext_sweep_result *dest,
+			     const struct pop3ext_sweep_result *src)
+{
+	dest->messages += src->messages;
+	dest->bytes += src->bytes;
+	dest->retr_expired += src->retr_expired;
+	dest->max_age += src->max_age;
+	dest->held_completed += src->held_completed;
+	dest->held += src->held;
+}
+
+/* Commits the sweep's expunges in box (a dry run or an error of this
+   mailbox rolls them back). Returns TRUE if they were committed. */
+static bool sweep_finish(struct pop3ext_sweep *sweep, struct sweep_box *sbox,
+			 struct mailbox *box,
 			 struct mailbox_transaction_context **t)
 {
-	if (sweep->error != NULL || sweep->dry_run) {
+	if (sbox->failed || sweep->dry_run) {
 		mailbox_transaction_rollback(t);
+		if (!sbox->failed)
+			sweep_add_counts(sweep->result, &sbox->counts);
 		return FALSE;
 	}
-	if (mailbox_transaction_commit(t) < 0 ||
-	    mailbox_sync(box, MAILBOX_SYNC_FLAG_FULL_WRITE) < 0) {
-		sweep_set_box_error(sweep, box, "Can't expunge in");
+	if (mailbox_transaction_commit(t) < 0) {
+		sweep_set_box_error(sweep, sbox, box, "Can't expunge in");
 		return FALSE;
+	}
+	sweep_add_counts(sweep->result, &sbox->counts);
+	if (mailbox_sync(box, MAILBOX_SYNC_FLAG_FULL_WRITE) < 0) {
+		/* committed: done, but say so */
+		sweep_set_box_error(sweep, NULL, box, "Can't sync");
 	}
 	return TRUE;
 }
 
 /* Finds the message a log entry names: by UID when UIDVALIDITY still
-   holds, else (the index was rebuilt with new UIDs) by GUID. Returns TRUE
-   with mail set to it. */
-static bool sweep_find(struct mail *mail, uint32_t uidvalidity, uint32_t uid,
-		       const char *guid)
+   holds, else (the index was rebuilt with new UIDs) by GUID. FOUND sets
+   mail to it; GONE: no such message; ERROR: it could not be told. */
+static enum sweep_find_result
+sweep_find(struct mail *mail, uint32_t uidvalidity, uint32_t uid,
+	   const char *guid)
 {
 	struct mailbox_status status;
 	struct mail_search_args *args;
 	struct mail_search_context *ctx;
 	struct mail *found;
 	const char *mail_guid;
-	bool ret = FALSE;
+	enum sweep_find_result ret = SWEEP_FIND_GONE;
 
 	mailbox_get_open_status(mail->box, STATUS_UIDVALIDITY, &status);
-	if (status.uidvalidity == uidvalidity && mail_set_uid(mail, uid)) {
-		return mail_get_special(mail, MAIL_FETCH_GUID,
-					&mail_guid) == 0 &&
-			strcmp(mail_guid, guid) == 0;
+	if (status.uidvalidity == uidvalidity) {
+		if (!mail_set_uid(mail, uid))
+			return SWEEP_FIND_GONE;
+		if (mail_get_special(mail, MAIL_FETCH_GUID, &mail_guid) < 0) {
+			return mail->expunged ? SWEEP_FIND_GONE :
+				SWEEP_FIND_ERROR;
+		}
+		return strcmp(mail_guid, guid) == 0 ? SWEEP_FIND_FOUND :
+			SWEEP_FIND_GONE;
 	}
-	if (status.uidvalidity == uidvalidity)
-		return FALSE;
 
 	args = mail_search_build_init();
 	mail_search_build_add(args, SEARCH_GUID)->value.str =
@@ -78,15 +129,17 @@ static bool sweep_find(struct mail *mail, uint32_t uidvalidity, uint32_t uid,
 	mail_search_args_unref(&args);
 	if (mailbox_search_next(ctx, &found)) {
 		mail_set_seq(mail, found->seq);
-		ret = TRUE;
+		ret = SWEEP_FIND_FOUND;
 	}
-	(void)mailbox_search_deinit(&ctx);
+	if (mailbox_search_deinit(&ctx) < 0)
+		ret = SWEEP_FIND_ERROR;
 	return ret;
 }
 
 /* Expunges (or counts) one message that is due. Returns TRUE if it is (or
    would be) expunged, FALSE if the policy holds it. */
-static bool sweep_expunge(struct pop3ext_sweep *sweep, struct mail *mail)
+static bool sweep_expunge(struct pop3ext_sweep *sweep, struct sweep_box *sbox,
+			  struct mail *mail)
 {
 	enum pop3ext_expunge_decision decision;
 	time_t save_date;
@@ -101,13 +154,13 @@ static bool sweep_expunge(struct pop3ext_sweep *sweep, struct mail *mail)
 		mail_expunge(mail);
 	}
 	if (decision != POP3EXT_EXPUNGE_ALLOW) {
-		sweep->result->held++;
+		sbox->counts.held++;
 		return FALSE;
 	}
 	if (mail_get_physical_size(mail, &size) < 0)
 		size = 0;
-	sweep->result->messages++;
-	sweep->result->bytes += size;
+	sbox->counts.messages++;
+	sbox->counts.bytes += size;
 	return TRUE;
 }
 
@@ -115,8 +168,9 @@ static bool sweep_expunge(struct pop3ext_sweep *sweep, struct mail *mail)
    chunks up to the first entry not yet due. */
 #define SWEEP_RETRIEVALS_CHUNK 128
 static void
-sweep_retrievals(struct pop3ext_sweep *sweep, struct mail *mail,
-		 ARRAY_TYPE(seq_range) *seqs, uoff_t *consumed_r)
+sweep_retrievals(struct pop3ext_sweep *sweep, struct sweep_box *sbox,
+		 struct mail *mail, ARRAY_TYPE(seq_range) *seqs,
+		 uoff_t *consumed_r)
 {
 	ARRAY_TYPE(pop3ext_retrieval) entries;
 	const struct pop3ext_retrieval *r;
@@ -134,7 +188,7 @@ sweep_retrievals(struct pop3ext_sweep *sweep, struct mail *mail,
 		if (pop3ext_state_read_retrievals(sweep->puser->state,
 				sweep->pool, &offset, SWEEP_RETRIEVALS_CHUNK,
 				&entries, &error) < 0) {
-			sweep->error = p_strdup(sweep->pool, error);
+			sweep_set_error(sweep, sbox, error);
 			return;
 		}
 		count = array_count(&entries);
@@ -144,11 +198,22 @@ sweep_retrievals(struct pop3ext_sweep *sweep, struct mail *mail,
 					&sweep->puser->policy, r->time,
 					ioloop_time))
 					return;
-				if (sweep_find(mail, r->uidvalidity, r->uid,
-					       r->guid) &&
-				    !seq_range_exists(seqs, mail->seq)) {
+				switch (sweep_find(mail, r->uidvalidity,
+						   r->uid, r->guid)) {
+				case SWEEP_FIND_FOUND:
+					if (seq_range_exists(seqs, mail->seq))
+						break;
 					seq_range_array_add(seqs, mail->seq);
-					sweep->result->retr_expired++;
+					sbox->counts.retr_expired++;
+					break;
+				case SWEEP_FIND_GONE:
+					break;
+				case SWEEP_FIND_ERROR:
+					/* keep the entry (and what follows) */
+					sweep_set_box_error(sweep, sbox,
+						mail->box, "Can't look up a "
+						"retrieved message in");
+					return;
 				}
 			}
 			*consumed_r = r->end_offset;
@@ -158,8 +223,8 @@ sweep_retrievals(struct pop3ext_sweep *sweep, struct mail *mail,
 
 /* pop3ext_max_age: UIDs grow with save time, so INBOX is read from the
    oldest message up to the first one that is young enough. */
-static void sweep_max_age(struct pop3ext_sweep *sweep, struct mail *mail,
-			  ARRAY_TYPE(seq_range) *seqs)
+static void sweep_max_age(struct pop3ext_sweep *sweep, struct sweep_box *sbox,
+			  struct mail *mail, ARRAY_TYPE(seq_range) *seqs)
 {
 	struct mailbox_status status;
 	time_t save_date;
@@ -173,7 +238,7 @@ static void sweep_max_age(struct pop3ext_sweep *sweep, struct mail *mail,
 		if (mail_get_save_date(mail, &save_date) < 0) {
 			if (mail->expunged)
 				continue;
-			sweep_set_box_error(sweep, mail->box,
+			sweep_set_box_error(sweep, sbox, mail->box,
 					    "Can't get save date in");
 			return;
 		}
@@ -186,9 +251,36 @@ static void sweep_max_age(struct pop3ext_sweep *sweep, struct mail *mail,
 		}
 		if (!seq_range_exists(seqs, seq)) {
 			seq_range_array_add(seqs, seq);
-			sweep->result->max_age++;
+			sbox->counts.max_age++;
 		}
 	}
+}
+
+/* Is the expunge of mail held, i.e. in held.log? (The pending keyword
+   alone proves nothing.) */
+static bool sweep_is_held(struct pop3ext_sweep *sweep, struct mail *mail)
+{
+	const struct pop3ext_held *h;
+	struct mailbox_status status;
+	const char *vname = mailbox_get_vname(mail->box);
+	const char *guid = NULL;
+
+	mailbox_get_open_status(mail->box, STATUS_UIDVALIDITY, &status);
+	array_foreach(&sweep->held, h) {
+		if (strcmp(h->mailbox, vname) != 0)
+			continue;
+		if (h->uidvalidity == status.uidvalidity) {
+			if (h->uid == mail->uid)
+				return TRUE;
+			continue;
+		}
+		if (guid == NULL &&
+		    mail_get_special(mail, MAIL_FETCH_GUID, &guid) < 0)
+			guid = "";
+		if (strcmp(h->guid, guid) == 0)
+			return TRUE;
+	}
+	return FALSE;
 }
 
 static int sweep_inbox(struct pop3ext_sweep *sweep)
@@ -200,11 +292,13 @@ static int sweep_inbox(struct pop3ext_sweep *sweep)
 	ARRAY_TYPE(seq_range) seqs;
 	struct seq_range_iter iter;
 	const char *kws[] = { POP3EXT_KEYWORD_PENDING, NULL };
+	struct sweep_box sbox;
 	unsigned int n = 0;
 	uoff_t consumed;
 	uint32_t seq;
 	int ret = 0;
 
+	i_zero(&sbox);
 	ns = mail_namespace_find_inbox(sweep->user->namespaces);
 	box = mailbox_alloc(ns->list, "INBOX", 0);
 	if (mailbox_sync(box, 0) < 0) {
@@ -216,7 +310,7 @@ static int sweep_inbox(struct pop3ext_sweep *sweep)
 			mailbox_free(&box);
 			return 0;
 		}
-		sweep_set_box_error(sweep, box, "Can't sync");
+		sweep_set_box_error(sweep, &sbox, box, "Can't sync");
 		mailbox_free(&box);
 		return -1;
 	}
@@ -225,30 +319,32 @@ static int sweep_inbox(struct pop3ext_sweep *sweep)
 			  NULL);
 	p_array_init(&seqs, sweep->pool, 64);
 
-	sweep_retrievals(sweep, mail, &seqs, &consumed);
-	sweep_max_age(sweep, mail, &seqs);
+	sweep_retrievals(sweep, &sbox, mail, &seqs, &consumed);
+	if (!sbox.failed)
+		sweep_max_age(sweep, &sbox, mail, &seqs);
 
 	seq_range_array_iter_init(&iter, &seqs);
-	while (sweep->error == NULL &&
-	       seq_range_array_iter_nth(&iter, n++, &seq)) {
+	while (!sbox.failed && seq_range_array_iter_nth(&iter, n++, &seq)) {
 		mail_set_seq(mail, seq);
 		if (mail->expunged)
 			continue;
 		/* a held expunge is already in held.log */
-		if (str_array_find(mail_get_keywords(mail), kws[0]))
+		if (str_array_find(mail_get_keywords(mail), kws[0]) &&
+		    sweep_is_held(sweep, mail))
 			continue;
-		(void)sweep_expunge(sweep, mail);
+		(void)sweep_expunge(sweep, &sbox, mail);
 	}
 	mail_free(&mail);
 
-	if (sweep_finish(sweep, box, &t) && consumed > 0) {
+	if (sweep_finish(sweep, &sbox, box, &t) && consumed > 0) {
 		const char *error;
 
+		/* not consumed: read again next time, and found gone */
 		if (pop3ext_state_consume_retrievals(sweep->puser->state,
 						     consumed, &error) < 0)
-			sweep->error = p_strdup(sweep->pool, error);
+			sweep_set_error(sweep, &sbox, error);
 	}
-	if (sweep->error != NULL)
+	if (sbox.failed)
 		ret = -1;
 	mailbox_free(&box);
 	return ret;
@@ -267,8 +363,10 @@ sweep_held_mailbox(struct pop3ext_sweep *sweep, const char *vname,
 	struct mail *mail;
 	const struct pop3ext_held *h;
 	ARRAY_TYPE(pop3ext_held) box_done;
+	struct sweep_box sbox;
 	enum mail_error error;
 
+	i_zero(&sbox);
 	ns = mail_namespace_find(sweep->user->namespaces, vname);
 	box = mailbox_alloc(ns->list, vname, 0);
 	if (mailbox_sync(box, 0) < 0) {
@@ -280,7 +378,7 @@ sweep_held_mailbox(struct pop3ext_sweep *sweep, const char *vname,
 					array_push_back(done, h);
 			}
 		} else {
-			sweep_set_box_error(sweep, box, "Can't sync");
+			sweep_set_box_error(sweep, &sbox, box, "Can't sync");
 		}
 		mailbox_free(&box);
 		return;
@@ -295,15 +393,28 @@ sweep_held_mailbox(struct pop3ext_sweep *sweep, const char *vname,
 		if (pop3ext_decide_expunge(&sweep->puser->policy, h->save_date,
 					   ioloop_time) !=
 		    POP3EXT_EXPUNGE_ALLOW) {
-			sweep->result->held++;
+			sbox.counts.held++;
 			continue;
 		}
-		if (sweep_find(mail, h->uidvalidity, h->uid, h->guid) &&
-		    !mail->expunged &&
+		switch (sweep_find(mail, h->uidvalidity, h->uid, h->guid)) {
+		case SWEEP_FIND_FOUND:
+			break;
+		case SWEEP_FIND_GONE:
+			array_push_back(&box_done, h);
+			continue;
+		case SWEEP_FIND_ERROR:
+			/* the record stays; this mailbox fails */
+			sweep_set_box_error(sweep, &sbox, box,
+					    "Can't look up a held message in");
+			break;
+		}
+		if (sbox.failed)
+			break;
+		if (!mail->expunged &&
 		    str_array_find(mail_get_keywords(mail),
 				   POP3EXT_KEYWORD_PENDING)) {
-			if (sweep_expunge(sweep, mail))
-				sweep->result->held_completed++;
+			if (sweep_expunge(sweep, &sbox, mail))
+				sbox.counts.held_completed++;
 			else
 				continue;
 		}
@@ -312,38 +423,34 @@ sweep_held_mailbox(struct pop3ext_sweep *sweep, const char *vname,
 		array_push_back(&box_done, h);
 	}
 	mail_free(&mail);
-	if (sweep_finish(sweep, box, &t))
+	if (sweep_finish(sweep, &sbox, box, &t))
 		array_append_array(done, &box_done);
 	mailbox_free(&box);
 }
 
 static int sweep_held(struct pop3ext_sweep *sweep)
 {
-	ARRAY_TYPE(pop3ext_held) entries, done;
+	const ARRAY_TYPE(pop3ext_held) *entries = &sweep->held;
+	ARRAY_TYPE(pop3ext_held) done;
 	ARRAY_TYPE(const_string) mailboxes;
 	const struct pop3ext_held *h;
 	const char *vname, *error;
 
 	if (sweep->puser->state == NULL)
 		return 0;
-	p_array_init(&entries, sweep->pool, 16);
-	if (pop3ext_state_read_held(sweep->puser->state, sweep->pool,
-				    &entries, &error) < 0) {
-		sweep->error = p_strdup(sweep->pool, error);
-		return -1;
-	}
 	p_array_init(&mailboxes, sweep->pool, 4);
-	array_foreach(&entries, h) {
+	array_foreach(entries, h) {
 		if (!array_lsearch(&mailboxes, &h->mailbox, i_strcmp_p))
 			array_push_back(&mailboxes, &h->mailbox);
 	}
 	p_array_init(&done, sweep->pool, 16);
 	array_foreach_elem(&mailboxes, vname)
-		sweep_held_mailbox(sweep, vname, &entries, &done);
+		sweep_held_mailbox(sweep, vname, entries, &done);
 	if (!sweep->dry_run &&
-	    pop3ext_state_remove_held(sweep->puser->state, &done, &error) < 0 &&
-	    sweep->error == NULL)
-		sweep->error = p_strdup(sweep->pool, error);
+	    pop3ext_state_remove_held(sweep->puser->state, &done, &error) < 0) {
+		/* the expunges are done; their records go next time */
+		sweep_set_error(sweep, NULL, error);
+	}
 	return sweep->error == NULL ? 0 : -1;
 }
 
@@ -352,6 +459,7 @@ int pop3ext_sweep_user(struct mail_user *user, bool dry_run,
 		       const char **error_r)
 {
 	struct pop3ext_sweep sweep;
+	struct file_lock *lock = NULL;
 	int ret;
 
 	i_zero(result_r);
@@ -370,7 +478,29 @@ int pop3ext_sweep_user(struct mail_user *user, bool dry_run,
 		return -1;
 	}
 
+	/* one sweep of a user at a time, from reading the logs to
+	   consuming them */
+	if (sweep.puser->state != NULL) {
+		ret = pop3ext_state_sweep_lock(sweep.puser->state, &lock,
+					       error_r);
+		if (ret <= 0) {
+			if (ret == 0) {
+				*error_r = "another sweep of this user is "
+					"running - skipped";
+			}
+			return -1;
+		}
+	}
 	sweep.pool = pool_alloconly_create("pop3ext sweep", 4096);
+	p_array_init(&sweep.held, sweep.pool, 16);
+	if (sweep.puser->state != NULL &&
+	    pop3ext_state_read_held(sweep.puser->state, sweep.pool,
+				    &sweep.held, error_r) < 0) {
+		*error_r = t_strdup(*error_r);
+		pool_unref(&sweep.pool);
+		file_lock_free(&lock);
+		return -1;
+	}
 	sweep.puser->sweeping = TRUE;
 	ret = sweep_inbox(&sweep);
 	if (sweep_held(&sweep) < 0)
@@ -379,5 +509,7 @@ int pop3ext_sweep_user(struct mail_user *user, bool dry_run,
 	if (ret < 0)
 		*error_r = t_strdup(sweep.error);
 	pool_unref(&sweep.pool);
+	if (lock != NULL)
+		file_lock_free(&lock);
 	return ret;
 }

@@ -3,6 +3,7 @@
 #include "lib.h"
 #include "mail-user.h"
 #include "mail-storage-private.h"
+#include "auth-master.h"
 #include "pop3ext-state.h"
 #include "pop3ext-plugin.h"
 
@@ -78,6 +79,79 @@ int pop3ext_user_read_policy(struct mail_user *user, pool_t pool,
 				    error_r);
 }
 
+/* The owner of a shared mailbox, as Dovecot's shared storage creates it
+   (shared-storage.c): from the settings alone, without the userdb fields
+   where per-user policy lives. Those are looked up here. */
+struct owner_lookup_ctx {
+	struct mail_user *user;
+	const char *const *fields;
+	/* a setting whose plugin {} value can't be known */
+	const char *unknown;
+};
+
+static const char *
+pop3ext_owner_lookup(const char *name, enum pop3ext_source *source_r,
+		     void *context)
+{
+	struct owner_lookup_ctx *ctx = context;
+	size_t len = strlen(name);
+	const char *const *field;
+
+	for (field = ctx->fields; *field != NULL; field++) {
+		if (strncmp(*field, name, len) == 0 && (*field)[len] == '=') {
+			*source_r = POP3EXT_SOURCE_USERDB;
+			return *field + len + 1;
+		}
+	}
+	/* The owner's settings are the accessing user's (their creator's)
+	   without a userdb lookup, but with that user's userdb fields
+	   applied: a value from there is not the owner's. */
+	if (userdb_has_field(ctx->user->creator, name)) {
+		if (ctx->unknown == NULL)
+			ctx->unknown = name;
+		return NULL;
+	}
+	if (mail_user_plugin_getenv(ctx->user, name) != NULL)
+		*source_r = POP3EXT_SOURCE_PLUGIN;
+	return mail_user_plugin_getenv(ctx->user, name);
+}
+
+static int
+pop3ext_owner_read_policy(struct mail_user *user, struct pop3ext_policy *policy_r,
+			  const char **error_r)
+{
+	struct owner_lookup_ctx ctx = { .user = user };
+	struct auth_user_info info;
+	const char *username;
+	pool_t pool;
+	int ret;
+
+	i_zero(&info);
+	info.service = user->service;
+	pool = pool_alloconly_create("pop3ext owner lookup", 1024);
+	ret = mail_user_auth_master_conn == NULL ? -1 :
+		auth_master_user_lookup(mail_user_auth_master_conn,
+					user->username, &info, pool,
+					&username, &ctx.fields);
+	if (ret <= 0) {
+		*error_r = ret == 0 ? "no such user in userdb" :
+			"userdb lookup failed";
+		pool_unref(&pool);
+		return -1;
+	}
+	ret = pop3ext_policy_parse(user->pool, pop3ext_owner_lookup, &ctx,
+				   policy_r, error_r);
+	if (ret == 0 && ctx.unknown != NULL) {
+		*error_r = t_strdup_printf("%s is not in their userdb, and "
+			"the plugin {} value cannot be told apart from the "
+			"userdb value of %s", ctx.unknown,
+			user->creator->username);
+		ret = -1;
+	}
+	pool_unref(&pool);
+	return ret;
+}
+
 void pop3ext_user_log_policy_error(struct pop3ext_user *puser)
 {
 	if (puser->policy_error_logged)
@@ -114,7 +188,16 @@ void pop3ext_mail_user_created(struct mail_user *user)
 	event_add_category(puser->event, &event_category_pop3ext);
 	event_set_append_log_prefix(puser->event, "pop3ext: ");
 
-	if (pop3ext_user_read_policy(user, user->pool, &puser->policy,
+	if (user->autocreated && user->creator != NULL) {
+		/* a shared mailbox's owner: if their policy cannot be
+		   known, nothing of theirs is expunged */
+		if (pop3ext_owner_read_policy(user, &puser->policy,
+					      &error) < 0) {
+			puser->policy_error = p_strdup_printf(user->pool,
+				"unknown (%s) for user %s, the owner of a "
+				"shared mailbox", error, user->username);
+		}
+	} else if (pop3ext_user_read_policy(user, user->pool, &puser->policy,
 				     &error) < 0) {
 		/* Fail safe, not closed: mail keeps arriving and can be
 		   read over IMAP, but nothing is expunged (see

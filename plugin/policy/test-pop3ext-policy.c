@@ -36,13 +36,17 @@ static void test_interval(void)
 		{ "45s", 45 }, { "90m", 90*60 }, { "12h", 12*3600 },
 		{ "30d", 30*DAY }, { "2w", 14*DAY }, { "30D", 30*DAY },
 		{ "0d", 0 },
+		/* Dovecot's own forms (settings_get_time) */
+		{ "30 days", 30*DAY }, { "2 weeks", 14*DAY }, { "1 week", 7*DAY },
+		{ "12 hours", 12*3600 }, { "3 d", 3*DAY }, { "90 mins", 90*60 },
+		{ "45 secs", 45 },
 	};
 	static const char *const invalid[] = {
-		"", "30", "d", "30x", "-1d", "30dd", "3 d", " 3d", "1.5d",
-		"99999999999d", "0x10d", "never!",
+		"", "30", "d", "30x", "-1d", "30dd", " 3d", "1.5d",
+		"99999999999d", "0x10d", "never!", "4294967295s", "30 dayz",
 	};
 	const char *error;
-	unsigned int i, secs;
+	unsigned int i, secs = 0;
 
 	test_begin("pop3ext_parse_interval");
 	for (i = 0; i < N_ELEMENTS(valid); i++) {

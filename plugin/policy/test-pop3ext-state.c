@@ -2,7 +2,9 @@
 
 #include "lib.h"
 #include "array.h"
+#include "str.h"
 #include "unlink-directory.h"
+#include "file-lock.h"
 #include "test-common.h"
 #include "pop3ext-state.h"
 
@@ -175,37 +177,163 @@ static void test_retrievals_damaged(void)
 
 	test_begin("pop3ext state: damaged retrieval log");
 	(void)mkdir(test_dir, 0700);
-	/* a line a crash cut short, then garbage, then a good line */
+	/* a good line, garbage, then a line a crash cut short (dropped
+	   by the next append) */
 	test_file_write("retrieved.log",
 		"1\t1000\t5\tguid-5\t500\ngarbage line\n1\t1000\t6\tgu");
 	t_array_init(&in, 1);
 	add_retrieval(&in, 8, "guid-8", 800);
+	test_expect_error_string("dropped an incomplete last line");
 	test_assert(pop3ext_state_append_retrievals(state, &in, &error) == 0);
+	test_expect_no_more_errors();
 	p_array_init(&out, pool, 4);
 	offset = (uoff_t)-1;
-	test_expect_error_string_n_times("invalid line ignored", 2);
+	test_expect_error_string_n_times("invalid line ignored", 1);
 	test_assert(pop3ext_state_read_retrievals(state, pool, &offset, 0,
 						  &out, &error) == 0);
 	test_expect_no_more_errors();
-	/* the invalid lines are read (uid 0), so that they get consumed */
-	test_assert(array_count(&out) == 4);
+	/* the invalid line is read (uid 0), so that it gets consumed */
+	test_assert(array_count(&out) == 3);
 	test_assert((array_idx(&out, 0))->uid == 5);
 	test_assert((array_idx(&out, 1))->uid == 0);
-	test_assert((array_idx(&out, 2))->uid == 0);
-	test_assert((array_idx(&out, 3))->uid == 8);
+	test_assert((array_idx(&out, 2))->uid == 8);
 
 	/* a broken offset file: read from the start */
 	test_file_write("retrieved.offset", "banana\n");
 	array_clear(&out);
-	/* the offset, and the two invalid lines again */
-	test_expect_errors(3);
+	/* the offset, and the invalid line again */
+	test_expect_errors(2);
 	offset = (uoff_t)-1;
 	test_assert(pop3ext_state_read_retrievals(state, pool, &offset, 0,
 						  &out, &error) == 0);
 	test_expect_no_more_errors();
-	test_assert(array_count(&out) == 4);
+	test_assert(array_count(&out) == 3);
 	pop3ext_state_deinit(&state);
 	pool_unref(&pool);
+	test_end();
+}
+
+/* A6: a retrieval line cut inside its time field must not become a
+   complete, earlier retrieval once the next entry is appended. */
+static void test_retrievals_cut_time(void)
+{
+	struct pop3ext_state *state = test_state();
+	ARRAY_TYPE(pop3ext_retrieval) in, out;
+	const struct pop3ext_retrieval *r;
+	const char *error;
+	uoff_t offset;
+	pool_t pool = pool_alloconly_create("test", 1024);
+
+	test_begin("pop3ext state: a cut line is no retrieval");
+	(void)mkdir(test_dir, 0700);
+	test_file_write("retrieved.log",
+		"1\t1000\t6\tguid-6\t1764000000\n1\t1000\t7\tguid-7\t17");
+	t_array_init(&in, 1);
+	add_retrieval(&in, 8, "guid-8", 1764000100);
+	test_expect_error_string("dropped an incomplete last line");
+	test_assert(pop3ext_state_append_retrievals(state, &in, &error) == 0);
+	test_expect_no_more_errors();
+	p_array_init(&out, pool, 4);
+	offset = (uoff_t)-1;
+	test_assert(pop3ext_state_read_retrievals(state, pool, &offset, 0,
+						  &out, &error) == 0);
+	test_assert(array_count(&out) == 2);
+	array_foreach(&out, r)
+		test_assert(r->uid != 7 && r->time >= 1764000000);
+	pop3ext_state_deinit(&state);
+	pool_unref(&pool);
+	test_end();
+}
+
+/* P1: a crash during compaction between its two renames leaves the new,
+   short log with the old, large offset: no entry may be skipped. */
+static void test_retrievals_stale_offset(void)
+{
+	struct pop3ext_state *state = test_state();
+	ARRAY_TYPE(pop3ext_retrieval) in, out;
+	const char *error;
+	unsigned int i;
+	uoff_t offset;
+	pool_t pool = pool_alloconly_create("test", 1024);
+
+	test_begin("pop3ext state: offset beyond the log");
+	t_array_init(&in, 16);
+	for (i = 1; i <= 15; i++)
+		add_retrieval(&in, i, "guid", 1000 + i);
+	test_assert(pop3ext_state_append_retrievals(state, &in, &error) == 0);
+	test_file_write("retrieved.offset", "78786\n");
+	p_array_init(&out, pool, 16);
+	offset = (uoff_t)-1;
+	test_expect_error_string("beyond");
+	test_assert(pop3ext_state_read_retrievals(state, pool, &offset, 0,
+						  &out, &error) == 0);
+	test_expect_no_more_errors();
+	test_assert(array_count(&out) == 15);
+	pop3ext_state_deinit(&state);
+	pool_unref(&pool);
+	test_end();
+}
+
+/* P2: a line over 8 KB neither ends the reading nor makes remove_held
+   drop the records after it. */
+static void test_held_long_line(void)
+{
+	struct pop3ext_state *state = test_state();
+	ARRAY_TYPE(pop3ext_held) out, done;
+	const char *error, *line, *data;
+	string_t *str = t_str_new(10000);
+	unsigned int i;
+	pool_t pool = pool_alloconly_create("test", 4096);
+
+	test_begin("pop3ext state: an over-long line in held.log");
+	(void)mkdir(test_dir, 0700);
+	for (i = 1; i <= 3; i++) {
+		line = t_strdup_printf("1\tINBOX\t5\t%u\tg%u\t1000\t2000\t"
+				       "min_age\n", i, i);
+		str_append(str, line);
+		if (i == 1) {
+			for (unsigned int j = 0; j < 9000; j++)
+				str_append_c(str, 'x');
+			str_append_c(str, '\n');
+		}
+	}
+	test_file_write("held.log", str_c(str));
+	p_array_init(&out, pool, 4);
+	test_expect_error_string("too long");
+	test_assert(pop3ext_state_read_held(state, pool, &out, &error) == 0);
+	test_expect_no_more_errors();
+	test_assert(array_count(&out) == 3);
+	/* removing uid 1 keeps uid 2 and 3 (and the long line) */
+	t_array_init(&done, 1);
+	array_push_back(&done, array_idx(&out, 0));
+	test_expect_error_string("too long");
+	test_assert(pop3ext_state_remove_held(state, &done, &error) == 0);
+	test_expect_no_more_errors();
+	data = test_file_read("held.log");
+	test_assert(data != NULL && strstr(data, "\tg1\t") == NULL &&
+		    strstr(data, "\tg2\t") != NULL &&
+		    strstr(data, "\tg3\t") != NULL &&
+		    strlen(data) > 9000);
+	pop3ext_state_deinit(&state);
+	pool_unref(&pool);
+	test_end();
+}
+
+/* A8: one sweep of a user at a time. */
+static void test_sweep_lock(void)
+{
+	struct pop3ext_state *state = test_state();
+	struct file_lock *lock1 = NULL, *lock2 = NULL;
+	const char *error;
+
+	test_begin("pop3ext state: sweep lock");
+	test_assert(pop3ext_state_sweep_lock(state, &lock1, &error) == 1);
+	test_assert(pop3ext_state_sweep_lock(state, &lock2, &error) == 0);
+	test_assert(lock2 == NULL);
+	file_lock_free(&lock1);
+	test_assert(pop3ext_state_sweep_lock(state, &lock2, &error) == 1);
+	file_lock_free(&lock2);
+	pop3ext_state_deinit(&state);
 	test_end();
 }
 
@@ -344,6 +472,10 @@ int main(void)
 		test_retrievals,
 		test_retrievals_compact,
 		test_retrievals_damaged,
+		test_retrievals_cut_time,
+		test_retrievals_stale_offset,
+		test_held_long_line,
+		test_sweep_lock,
 		test_held,
 		test_first_login,
 		test_parse_lines,

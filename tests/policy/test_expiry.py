@@ -128,6 +128,20 @@ class ExpiryTest(PolicyTestCase):
         self.assertEqual(res["-"]["messages"], 2)
         self.assertEqual(self.pop3_subjects("u"), ["new 1", "new 2"])
 
+    def test_dovecot_interval_forms(self):
+        """Intervals are Dovecot's own: '2 weeks', '30 days', '12h'."""
+        self.plugin_settings = {"pop3ext_max_age": "2 weeks",
+                                "pop3ext_expire_after_retr": "30 days",
+                                "pop3ext_min_age": "12 hours"}
+        self.start({"u": {}})
+        p = self.d.pop3("u")
+        self.assertEqual(p.capa()["EXPIRE"], ["14"])
+        p.quit()
+        self.assertEqual(self.sweep("-u", "u", faketime="+13d")["-"]
+                         ["messages"], 0)
+        self.assertEqual(self.sweep("-u", "u", faketime="+15d")["-"]
+                         ["messages"], 3)
+
     def test_sweep_users_from_file(self):
         self.start({"a": {"pop3ext_max_age": "1d"},
                     "b": {"pop3ext_max_age": "1d"},

@@ -148,3 +148,24 @@ class MalformedTest(PolicyTestCase):
         # tab and table formatters work too
         r = self.d.doveadm("-f", "tab", "pop3ext", "policy", "-u", "u")
         self.assertIn("pop3ext_max_age\t30d\tuserdb\tok", r.stdout)
+
+    def test_malformed_policy_without_pop3ext_pop3_expunges_nothing(self):
+        """Fail safe whatever the protocol loads: a pop3 without
+        pop3ext_pop3 refuses the session for a malformed policy as for a
+        valid one, so POP3 DELE + QUIT expunges nothing."""
+        self.start({"bad": {"pop3ext_legal_hold": "yes",
+                            "pop3ext_login_delay": "bogus"},
+                    "good": {}},
+                   extra_conf="protocol pop3 {\n"
+                              "  mail_plugins = pop3ext\n}\n")
+        for user in ("bad", "good"):
+            with self.subTest(user=user):
+                with self.assertRaises(poplib.error_proto) as cm:
+                    p = self.d.pop3(user)
+                    # (had the session opened: the deletion to refuse)
+                    p.dele(1)
+                    p.quit()
+                self.assertIn(b"-ERR", cm.exception.args[0])
+                self.assertEqual(len(self.imap_messages(user)), 3)
+        self.assertRegex(self.d.log(), r"pop3\(bad\).*the POP3 session "
+                         r"needs pop3ext_pop3")

@@ -393,15 +393,61 @@ class Dovecot:
         return self.proc is not None and self.proc.poll() is None
 
     def stop(self, timeout=20):
+        """Stops the master; fails (DovecotError) if a process of this
+        instance outlives it, naming the process, after killing it."""
         if self.proc is None:
             return
         end_process(self.proc, timeout=timeout)
         self.proc = None
+        self._check_no_leftovers()
+
+    def _own_processes(self):
+        """{pid: cmdline} of the processes whose cwd is in this instance's
+        directories (every Dovecot process: the master's children start in
+        base_dir, mail processes move to the user's home)."""
+        roots = tuple(os.path.realpath(d) + os.sep
+                      for d in (self.dir, self.base_dir))
+        found = {}
+        for name in os.listdir("/proc"):
+            if not name.isdigit():
+                continue
+            try:
+                cwd = os.readlink("/proc/%s/cwd" % name) + os.sep
+                if not cwd.startswith(roots):
+                    continue
+                with open("/proc/%s/cmdline" % name, "rb") as f:
+                    cmd = f.read().replace(b"\0", b" ").strip()
+            except OSError:
+                # gone meanwhile (or not ours to read)
+                continue
+            found[int(name)] = cmd.decode("utf-8", "replace")
+        return found
+
+    def _check_no_leftovers(self, grace=3.0):
+        # children get SIGTERM from the master as it exits: a moment to go
+        deadline = time.monotonic() + grace
+        left = self._own_processes()
+        while left and time.monotonic() < deadline:
+            time.sleep(0.05)
+            left = self._own_processes()
+        if not left:
+            return
+        for pid in left:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        raise DovecotError(
+            "%s: process(es) outlived the instance's stop (killed now): %s"
+            % (self.name, "; ".join("pid %d %s" % kv
+                                    for kv in sorted(left.items()))))
 
     def cleanup(self):
         """Stops the instance and removes its base_dir (sockets)."""
-        self.stop()
-        shutil.rmtree(self.base_dir, ignore_errors=True)
+        try:
+            self.stop()
+        finally:
+            shutil.rmtree(self.base_dir, ignore_errors=True)
 
     def reload(self):
         self.write_passwd()
