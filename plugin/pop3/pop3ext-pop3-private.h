@@ -46,6 +46,12 @@ extern struct module *pop3ext_pop3_module;
 extern MODULE_CONTEXT_DEFINE(pop3ext_pop3_client_module,
 			     &pop3_module_register);
 
+/* pop3ext-pop3-plugin.c: a test hook for the crash trials. With
+   POP3EXT_CRASH_AT=<point> in the environment the process dies (SIGKILL,
+   as by a power cut) when it reaches that point, after logging
+   "crash point <point> reached". */
+void pop3ext_pop3_crash_point(const char *point);
+
 /* pop3ext-dispatch.c */
 void pop3ext_pop3_client_created(struct client **client);
 void pop3ext_pop3_mail_namespaces_created(struct mail_namespace *namespaces);

@@ -431,6 +431,7 @@ static bool pop3ext_retention_quit(struct pop3ext_pop3_client *pclient)
 	unsigned int i;
 	uint32_t msgnum;
 
+	pop3ext_pop3_crash_point("quit-begin");
 	if (client->trans == NULL)
 		return FALSE;
 	if (pclient->puser->policy.view == POP3EXT_VIEW_RECENT) {
@@ -453,10 +454,14 @@ static bool pop3ext_retention_quit(struct pop3ext_pop3_client *pclient)
 	quit_classify(&quit, pclient);
 
 	for (i = 0; i < N_ELEMENTS(quit.archive_name); i++) {
-		if (quit.archive_name[i] == NULL ||
-		    quit_archive_copy(&quit, quit.archive_name[i],
-				      &quit.archive[i]) == 0)
+		if (quit.archive_name[i] == NULL)
 			continue;
+		pop3ext_pop3_crash_point("quit-archive-before-copy");
+		if (quit_archive_copy(&quit, quit.archive_name[i],
+				      &quit.archive[i]) == 0) {
+			pop3ext_pop3_crash_point("quit-archive-after-commit");
+			continue;
+		}
 		/* not archived: not removed either */
 		for (msgnum = 0; msgnum < client->messages_count; msgnum++) {
 			if (seq_range_exists(&quit.archive[i],
@@ -465,12 +470,16 @@ static bool pop3ext_retention_quit(struct pop3ext_pop3_client *pclient)
 		}
 	}
 	quit_gate_expunges(&quit);
+	pop3ext_pop3_crash_point("quit-after-gate");
 	quit_apply_hide_seen(&quit);
+	pop3ext_pop3_crash_point("quit-after-hide");
 	quit_record_retrievals(&quit);
+	pop3ext_pop3_crash_point("quit-after-retrievals");
 	if (quit.error != NULL) {
 		quit_answer_failure(&quit);
 		return TRUE;
 	}
+	pop3ext_pop3_crash_point("quit-commit-before");
 	/* Dovecot's QUIT commits all of it in one transaction */
 	return FALSE;
 }
@@ -554,6 +563,11 @@ pop3ext_retention_post_hook(const struct pop3ext_pop3_command *cmd,
 	struct mail *mail;
 	uint32_t msgnum;
 
+	if (pclient != NULL && pclient->puser != NULL &&
+	    !cmd->answered_by_hook && strcmp(cmd->name, "QUIT") == 0) {
+		/* Dovecot's QUIT has committed and answered */
+		pop3ext_pop3_crash_point("quit-commit-after");
+	}
 	if (pclient == NULL || pclient->puser == NULL ||
 	    pclient->puser->policy_error != NULL || cmd->answered_by_hook ||
 	    cmd->ret < 0 || strcmp(cmd->name, "RETR") != 0 ||
