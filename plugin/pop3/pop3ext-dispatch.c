@@ -21,6 +21,7 @@
 #include "ostream.h"
 #include "mail-user.h"
 #include "mail-namespace.h"
+#include "mail-storage-private.h"
 #include "pop3ext-command-list.h"
 #include "pop3ext-pop3-private.h"
 #include "pop3-commands.h"
@@ -35,6 +36,11 @@ struct pop3ext_pop3_hook {
 	void *context;
 };
 
+struct pop3ext_pop3_done_hook {
+	pop3ext_pop3_done_hook_t *done;
+	void *context;
+};
+
 struct pop3ext_pop3_registered_command {
 	char *name;
 	pop3ext_pop3_command_func_t *func;
@@ -42,7 +48,15 @@ struct pop3ext_pop3_registered_command {
 };
 
 static ARRAY(struct pop3ext_pop3_hook) pop3ext_hooks;
+static ARRAY(struct pop3ext_pop3_done_hook) pop3ext_done_hooks;
 static ARRAY(struct pop3ext_pop3_registered_command) pop3ext_commands;
+
+#define POP3EXT_POP3_MAIL_CONTEXT(obj) \
+	MODULE_CONTEXT_REQUIRE(obj, pop3ext_pop3_mail_module)
+static MODULE_CONTEXT_DEFINE_INIT(pop3ext_pop3_mail_module,
+				  &mail_module_register);
+/* the client whose RETR or TOP handler runs now */
+static struct pop3ext_pop3_client *pop3ext_fetching;
 
 /* Dovecot's own commands after login (pop3-commands.c). LAST exists only
    with pop3_enable_last. */
@@ -102,6 +116,42 @@ void pop3ext_pop3_hook_unregister(pop3ext_pop3_pre_hook_t *pre,
 		}
 	}
 	i_panic("pop3ext_pop3: unregistering a hook never registered");
+}
+
+void pop3ext_pop3_done_hook_register(pop3ext_pop3_done_hook_t *done,
+				     void *context)
+{
+	const struct pop3ext_pop3_done_hook *hook;
+	struct pop3ext_pop3_done_hook new_hook = {
+		.done = done, .context = context
+	};
+
+	i_assert(done != NULL);
+	if (!array_is_created(&pop3ext_done_hooks))
+		i_array_init(&pop3ext_done_hooks, 8);
+	array_foreach(&pop3ext_done_hooks, hook) {
+		if (hook->done == done && hook->context == context)
+			i_panic("pop3ext_pop3: done-hook registered twice");
+	}
+	array_push_back(&pop3ext_done_hooks, &new_hook);
+}
+
+void pop3ext_pop3_done_hook_unregister(pop3ext_pop3_done_hook_t *done,
+				       void *context)
+{
+	const struct pop3ext_pop3_done_hook *hook;
+
+	if (array_is_created(&pop3ext_done_hooks)) {
+		array_foreach(&pop3ext_done_hooks, hook) {
+			if (hook->done == done && hook->context == context) {
+				array_delete(&pop3ext_done_hooks,
+					array_foreach_idx(&pop3ext_done_hooks,
+							  hook), 1);
+				return;
+			}
+		}
+	}
+	i_panic("pop3ext_pop3: unregistering a done-hook never registered");
 }
 
 static struct pop3ext_pop3_registered_command *
@@ -176,6 +226,123 @@ void pop3ext_pop3_dispatch_deinit(void)
 		array_free(&pop3ext_commands);
 	}
 	array_free(&pop3ext_hooks);
+	array_free(&pop3ext_done_hooks);
+}
+
+/*
+ * Was the whole message sent? RETR and TOP read the mail's stream; the
+ * stream of the mail they allocate is watched until it is destroyed.
+ */
+
+static bool pop3ext_fetch_input_sent_all(struct istream *input)
+{
+	/* fetch reads until the stream reports its end, unless TOP's line
+	   count or the client stopped it first */
+	return input->stream_errno == 0 && input->eof &&
+		i_stream_get_data_size(input) == 0;
+}
+
+static void pop3ext_fetch_input_destroyed(struct pop3ext_pop3_client *pclient)
+{
+	pclient->fetch_sent_all =
+		pop3ext_fetch_input_sent_all(pclient->fetch_input);
+	pclient->fetch_input = NULL;
+}
+
+static int
+pop3ext_mail_get_stream(struct mail *_mail, bool get_body,
+			struct message_size *hdr_size,
+			struct message_size *body_size,
+			struct istream **stream_r)
+{
+	struct mail_private *mail = (struct mail_private *)_mail;
+	union mail_module_context *mmail = POP3EXT_POP3_MAIL_CONTEXT(mail);
+	struct pop3ext_pop3_client *pclient = pop3ext_fetching;
+
+	if (mmail->super.get_stream(_mail, get_body, hdr_size, body_size,
+				    stream_r) < 0)
+		return -1;
+	if (pclient != NULL && !pclient->fetch_watched && get_body) {
+		pclient->fetch_watched = TRUE;
+		pclient->fetch_input = *stream_r;
+		i_stream_add_destroy_callback(*stream_r,
+					      pop3ext_fetch_input_destroyed,
+					      pclient);
+	}
+	return 0;
+}
+
+void pop3ext_pop3_mail_allocated(struct mail *_mail)
+{
+	struct mail_private *mail = (struct mail_private *)_mail;
+	struct mail_vfuncs *v = mail->vlast;
+	union mail_module_context *mmail;
+
+	/* only the mail that RETR or TOP sends */
+	if (pop3ext_fetching == NULL ||
+	    _mail->box != pop3ext_fetching->client->mailbox)
+		return;
+	mmail = p_new(mail->pool, union mail_module_context, 1);
+	mmail->super = *v;
+	mail->vlast = &mmail->super;
+	v->get_stream = pop3ext_mail_get_stream;
+	MODULE_CONTEXT_SET_SELF(mail, pop3ext_pop3_mail_module, mmail);
+}
+
+/* Whether the watched message was sent whole; forgets it. */
+static bool pop3ext_fetch_finish(struct pop3ext_pop3_client *pclient)
+{
+	bool sent_all;
+
+	if (pclient->fetch_input != NULL) {
+		/* the stream is still referenced elsewhere */
+		sent_all = pop3ext_fetch_input_sent_all(pclient->fetch_input);
+		i_stream_remove_destroy_callback(pclient->fetch_input,
+						 pop3ext_fetch_input_destroyed);
+		pclient->fetch_input = NULL;
+	} else {
+		sent_all = pclient->fetch_watched && pclient->fetch_sent_all;
+	}
+	pclient->fetch_watched = FALSE;
+	pclient->fetch_sent_all = FALSE;
+	return sent_all;
+}
+
+static void pop3ext_run_done_hooks(struct pop3ext_pop3_client *pclient,
+				   struct pop3ext_pop3_command *cmd,
+				   bool cut_short)
+{
+	struct pop3ext_pop3_done_hook hook;
+	unsigned int i;
+
+	cmd->pending = FALSE;
+	cmd->message_sent = pop3ext_fetch_finish(pclient) && !cut_short &&
+		(strcmp(cmd->name, "RETR") == 0 ||
+		 strcmp(cmd->name, "TOP") == 0);
+	if (!array_is_created(&pop3ext_done_hooks))
+		return;
+	/* a copy of each entry: hooks may register or unregister others */
+	for (i = 0; i < array_count(&pop3ext_done_hooks); i++) {
+		hook = *array_idx(&pop3ext_done_hooks, i);
+		hook.done(cmd, hook.context);
+	}
+}
+
+/* The reply of the streaming command has ended (or, cut_short, the
+   session is going away before it did). */
+static void pop3ext_pending_cmd_done(struct pop3ext_pop3_client *pclient,
+				     bool cut_short)
+{
+	struct pop3ext_pop3_command *cmd = &pclient->pending_cmd;
+
+	if (!pclient->have_pending_cmd)
+		return;
+	pclient->have_pending_cmd = FALSE;
+	T_BEGIN {
+		pop3ext_run_done_hooks(pclient, cmd, cut_short);
+	} T_END;
+	i_free(pclient->pending_name);
+	i_free(pclient->pending_args);
 }
 
 /*
@@ -220,6 +387,9 @@ static int pop3ext_dispatch(struct client *client, const char *name,
 	}
 
 	if (!cmd.answered_by_hook) {
+		if (strcmp(cmd.name, "RETR") == 0 ||
+		    strcmp(cmd.name, "TOP") == 0)
+			pop3ext_fetching = pclient;
 		rcmd = pop3ext_command_find(cmd.name);
 		if (rcmd != NULL)
 			cmd.ret = rcmd->func(client, cmd.args, rcmd->context);
@@ -227,6 +397,7 @@ static int pop3ext_dispatch(struct client *client, const char *name,
 			cmd.ret = pop3ext_pop3_cmd_capa(client);
 		else
 			cmd.ret = client_command_execute(client, name, args);
+		pop3ext_fetching = NULL;
 	}
 	cmd.pending = client->cmd != NULL;
 
@@ -236,6 +407,19 @@ static int pop3ext_dispatch(struct client *client, const char *name,
 	for (i = 0; i < count; i++) {
 		if (hook[i].post != NULL)
 			hook[i].post(&cmd, hook[i].context);
+	}
+
+	if (!cmd.pending)
+		pop3ext_run_done_hooks(pclient, &cmd, FALSE);
+	else {
+		/* done when client->cmd returns to NULL */
+		i_assert(!pclient->have_pending_cmd);
+		pclient->pending_cmd = cmd;
+		pclient->pending_name = i_strdup(cmd.name);
+		pclient->pending_args = i_strdup(cmd.args);
+		pclient->pending_cmd.name = pclient->pending_name;
+		pclient->pending_cmd.args = pclient->pending_args;
+		pclient->have_pending_cmd = TRUE;
 	}
 	return cmd.ret;
 }
@@ -338,6 +522,8 @@ static int pop3ext_client_output(struct client *client)
 		/* not finished: come back when the client has read more */
 		return 0;
 	}
+	pop3ext_pending_cmd_done(POP3EXT_POP3_CLIENT_CONTEXT_REQUIRE(client),
+				 client->output->closed);
 
 	if (client->io == NULL && !client->input->closed &&
 	    o_stream_get_buffer_used_size(client->output) <
@@ -365,6 +551,8 @@ static void pop3ext_pop3_client_destroy(struct client *client,
 	struct pop3ext_pop3_client *pclient =
 		POP3EXT_POP3_CLIENT_CONTEXT_REQUIRE(client);
 
+	/* a reply still streaming is cut short */
+	pop3ext_pending_cmd_done(pclient, TRUE);
 	pop3ext_login_delay_client_destroy(pclient);
 	event_unref(&pclient->event);
 	pclient->module_ctx.super.destroy(client, reason);

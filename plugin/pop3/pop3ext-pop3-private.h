@@ -10,6 +10,7 @@
 #define POP3EXT_POP3_CLIENT_CONTEXT_REQUIRE(obj) \
 	MODULE_CONTEXT_REQUIRE(obj, pop3ext_pop3_client_module)
 
+struct mail;
 struct mail_namespace;
 struct pop3ext_user;
 
@@ -25,6 +26,17 @@ struct pop3ext_pop3_client {
 	/* login refused by pop3ext_login_delay: the session ends as soon as
 	   it is set up; Dovecot's "+OK Logged in." goes nowhere */
 	struct ostream *real_output;
+
+	/* the command whose reply still streams (client->cmd != NULL): its
+	   done-hooks run when it ends; name and args are its own copies */
+	struct pop3ext_pop3_command pending_cmd;
+	char *pending_name, *pending_args;
+	/* RETR/TOP: the message stream being sent, until it is destroyed;
+	   then whether all of it was read without error */
+	struct istream *fetch_input;
+	bool fetch_watched:1;
+	bool fetch_sent_all:1;
+	bool have_pending_cmd:1;
 
 	/* pop3ext_deny_commands, parsed once per session */
 	ARRAY_TYPE(const_string) deny_names;
@@ -55,6 +67,7 @@ void pop3ext_pop3_crash_point(const char *point);
 /* pop3ext-dispatch.c */
 void pop3ext_pop3_client_created(struct client **client);
 void pop3ext_pop3_mail_namespaces_created(struct mail_namespace *namespaces);
+void pop3ext_pop3_mail_allocated(struct mail *mail);
 void pop3ext_pop3_dispatch_deinit(void);
 void pop3ext_pop3_hooks_set(void);
 void pop3ext_pop3_hooks_unset(void);

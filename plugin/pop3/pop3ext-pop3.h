@@ -13,7 +13,11 @@
  *      handler runs;
  *   2. the handler: a command registered here, else the dispatcher's own
  *      CAPA, else Dovecot's own client_command_execute();
- *   3. the post-hooks, in registration order, which see the outcome.
+ *   3. the post-hooks, in registration order, which see the outcome;
+ *   4. the done-hooks, in registration order, once the reply is complete:
+ *      right after the post-hooks, or for a reply that streams from the
+ *      output flush callback (cmd->pending) when it has ended or was cut
+ *      short (the client disconnected, the message could not be read).
  *
  * Everything not answered by a hook or a registered command behaves exactly
  * as in stock Dovecot: pipelining, RETR/TOP streaming, output throttling, the
@@ -34,7 +38,7 @@
 #include <stdbool.h>
 
 /* Raised on incompatible changes to anything in this header. */
-#define POP3EXT_POP3_API_VERSION 1
+#define POP3EXT_POP3_API_VERSION 2
 
 struct client;	/* Dovecot's pop3 session (pop3-client.h) */
 
@@ -55,6 +59,12 @@ struct pop3ext_pop3_command {
 	   callback (LIST, UIDL, RETR and TOP of a large mailbox or message):
 	   the reply is not complete when post-hooks run. */
 	bool pending;
+	/* Done-hooks only: RETR, or TOP whose reply reached the end of the
+	   message, sent the whole message, read to its end without error.
+	   FALSE for a RETR answered -ERR, or cut short by a read error or a
+	   disconnection. (A TOP of exactly the message's line count stops
+	   before the end is seen and is not counted.) */
+	bool message_sent;
 };
 
 enum pop3ext_pop3_hook_result {
@@ -68,6 +78,9 @@ typedef enum pop3ext_pop3_hook_result
 pop3ext_pop3_pre_hook_t(struct pop3ext_pop3_command *cmd, void *context);
 typedef void
 pop3ext_pop3_post_hook_t(const struct pop3ext_pop3_command *cmd,
+			 void *context);
+typedef void
+pop3ext_pop3_done_hook_t(const struct pop3ext_pop3_command *cmd,
 			 void *context);
 
 /* A command handler, with client_command_execute()'s return value. It
@@ -94,6 +107,13 @@ void pop3ext_pop3_hook_register(pop3ext_pop3_pre_hook_t *pre,
 void pop3ext_pop3_hook_unregister(pop3ext_pop3_pre_hook_t *pre,
 				  pop3ext_pop3_post_hook_t *post,
 				  void *context);
+
+/* The same (done, context) may be registered only once. A done-hook must
+   not destroy the client (it may run from client_destroy()). */
+void pop3ext_pop3_done_hook_register(pop3ext_pop3_done_hook_t *done,
+				     void *context);
+void pop3ext_pop3_done_hook_unregister(pop3ext_pop3_done_hook_t *done,
+				       void *context);
 
 /* Registers a command by name (1-32 characters of A-Z, 0-9, '-' and '_').
    A registered command takes precedence over Dovecot's command of the same

@@ -5,7 +5,9 @@
 
    - DELE is refused with -ERR [SYS/PERM] under pop3ext_on_dele = refuse,
      and in a recent: session, which is read-only;
-   - RETR is remembered, and at QUIT (the UPDATE state, never before;
+   - a RETR (or a TOP that reached the end) that sent the whole message
+     is remembered (a done-hook: not for -ERR, a read error or a
+     disconnection in the middle), and at QUIT (the UPDATE state, never before;
      a dropped connection changes nothing) each DELEted message gets
      pop3ext_on_dele and each retrieved one pop3ext_on_retr, in the
      session's own transaction; the first retrieval of a message that stays
@@ -560,17 +562,43 @@ pop3ext_retention_post_hook(const struct pop3ext_pop3_command *cmd,
 	struct pop3ext_pop3_client *pclient =
 		POP3EXT_POP3_CLIENT_CONTEXT(cmd->client);
 	struct client *client = cmd->client;
+	uint32_t msgnum;
+
+	if (pclient == NULL || pclient->puser == NULL || cmd->answered_by_hook)
+		return;
+	if (strcmp(cmd->name, "QUIT") == 0) {
+		/* Dovecot's QUIT has committed and answered */
+		pop3ext_pop3_crash_point("quit-commit-after");
+		return;
+	}
+	if (pclient->puser->policy_error == NULL &&
+	    pclient->puser->policy.view == POP3EXT_VIEW_RECENT &&
+	    strcmp(cmd->name, "RETR") == 0 &&
+	    parse_msgnum(client, cmd->args, &msgnum) &&
+	    client->seen_bitmask != NULL &&
+	    BIT_IS_SET(client->seen_bitmask, msgnum)) {
+		/* read-only: a dropped connection would otherwise still
+		   flush the \Seen that RETR set when it began */
+		BIT_CLEAR(client->seen_bitmask, msgnum);
+		client->seen_change_count--;
+	}
+}
+
+/* A message counts as retrieved only once RETR (or a TOP that reached the
+   end) has sent all of it: not for -ERR, a read error or a disconnection
+   in the middle. */
+static void
+pop3ext_retention_done_hook(const struct pop3ext_pop3_command *cmd,
+			    void *context ATTR_UNUSED)
+{
+	struct pop3ext_pop3_client *pclient =
+		POP3EXT_POP3_CLIENT_CONTEXT(cmd->client);
+	struct client *client = cmd->client;
 	struct mail *mail;
 	uint32_t msgnum;
 
-	if (pclient != NULL && pclient->puser != NULL &&
-	    !cmd->answered_by_hook && strcmp(cmd->name, "QUIT") == 0) {
-		/* Dovecot's QUIT has committed and answered */
-		pop3ext_pop3_crash_point("quit-commit-after");
-	}
-	if (pclient == NULL || pclient->puser == NULL ||
-	    pclient->puser->policy_error != NULL || cmd->answered_by_hook ||
-	    cmd->ret < 0 || strcmp(cmd->name, "RETR") != 0 ||
+	if (!cmd->message_sent || pclient == NULL || pclient->puser == NULL ||
+	    pclient->puser->policy_error != NULL ||
 	    !parse_msgnum(client, cmd->args, &msgnum))
 		return;
 
@@ -580,14 +608,6 @@ pop3ext_retention_post_hook(const struct pop3ext_pop3_command *cmd,
 					   MSGS_BITMASK_SIZE(client));
 	}
 	BIT_SET(pclient->retrieved, msgnum);
-	if (pclient->puser->policy.view == POP3EXT_VIEW_RECENT &&
-	    client->seen_bitmask != NULL &&
-	    BIT_IS_SET(client->seen_bitmask, msgnum)) {
-		/* read-only: a dropped connection would otherwise still
-		   flush \Seen */
-		BIT_CLEAR(client->seen_bitmask, msgnum);
-		client->seen_change_count--;
-	}
 	if (pclient->puser->policy.audit && client->trans != NULL) {
 		mail = client_mail(client, msgnum);
 		pop3ext_audit_mail(pclient->puser, "pop3ext_retrieval", mail,
@@ -627,12 +647,14 @@ void pop3ext_retention_init(void)
 {
 	pop3ext_pop3_hook_register(pop3ext_retention_pre_hook,
 				   pop3ext_retention_post_hook, NULL);
+	pop3ext_pop3_done_hook_register(pop3ext_retention_done_hook, NULL);
 	pop3ext_pop3_capa_register(pop3ext_retention_capa, NULL);
 }
 
 void pop3ext_retention_deinit(void)
 {
 	pop3ext_pop3_capa_unregister(pop3ext_retention_capa, NULL);
+	pop3ext_pop3_done_hook_unregister(pop3ext_retention_done_hook, NULL);
 	pop3ext_pop3_hook_unregister(pop3ext_retention_pre_hook,
 				     pop3ext_retention_post_hook, NULL);
 }

@@ -3,7 +3,8 @@
 /* A pop3 plugin that uses nothing but the public pop3ext-pop3.h API, built
    for the tests only (check_LTLIBRARIES, never installed): it shows that
    another plugin can add commands (one with a streaming reply), answer a
-   command in a pre-hook, see outcomes in a post-hook and extend CAPA. */
+   command in a pre-hook, see outcomes in a post-hook and
+   completions in a done-hook, and extend CAPA. */
 
 #include "lib.h"
 #include "ostream.h"
@@ -103,6 +104,15 @@ static void testhooks_post(const struct pop3ext_pop3_command *cmd,
 	       cmd->pending ? 1 : 0);
 }
 
+static void testhooks_done(const struct pop3ext_pop3_command *cmd,
+			   void *context ATTR_UNUSED)
+{
+	if (!testhooks_enabled(cmd->client))
+		return;
+	i_info("testhooks: done %s args=%s sent=%d", cmd->name, cmd->args,
+	       cmd->message_sent ? 1 : 0);
+}
+
 static void testhooks_capa(struct client *client,
 			   struct pop3ext_pop3_capa *capa,
 			   void *context ATTR_UNUSED)
@@ -122,12 +132,14 @@ void pop3ext_testhooks_plugin_init(struct module *module)
 	pop3ext_pop3_command_register("xlines", testhooks_cmd_xlines, NULL);
 	pop3ext_pop3_hook_register(testhooks_pre, testhooks_post,
 				   &testhooks_module);
+	pop3ext_pop3_done_hook_register(testhooks_done, NULL);
 	pop3ext_pop3_capa_register(testhooks_capa, NULL);
 }
 
 void pop3ext_testhooks_plugin_deinit(void)
 {
 	pop3ext_pop3_capa_unregister(testhooks_capa, NULL);
+	pop3ext_pop3_done_hook_unregister(testhooks_done, NULL);
 	pop3ext_pop3_hook_unregister(testhooks_pre, testhooks_post,
 				     &testhooks_module);
 	pop3ext_pop3_command_unregister("XLINES");

@@ -54,6 +54,36 @@ class HooksApiTest(TestCase):
             "STAT args= ret=1 hook=0 pending=0",
             "QUIT args= ret=1 hook=0 pending=0"])
 
+    def test_done_hooks_see_whether_the_message_was_sent(self):
+        c = Conversation(self.d.pop3_port, rcvbuf=4096)
+        c.login("alice", "secret")
+        c.send(b"RETR 1\r\nTOP 2 0\r\nTOP 2 100000\r\nRETR 9\r\n"
+               b"XLINES 2\r\nQUIT\r\n")
+        big = c.read_response(True, chunk=4096, delay=0.0005)
+        self.assertGreater(len(big), 4 * 1024 * 1024)
+        for multiline in (True, True, True, True, False):
+            c.read_response(multiline)
+        c.close()
+        log = self.d.wait_log("testhooks: done QUIT")
+        self.assertEqual(re.findall(r"testhooks: done (.*)", log), [
+            # streamed from the flush callback: done at its end
+            "RETR args=1 sent=1",
+            "TOP args=2 0 sent=0",
+            "TOP args=2 100000 sent=1",
+            # -ERR: no such message
+            "RETR args=9 sent=0",
+            "XLINES args=2 sent=0",
+            "QUIT args= sent=0"])
+
+        # a client that goes away in the middle of a RETR
+        c = Conversation(self.d.pop3_port, rcvbuf=4096)
+        c.login("alice", "secret")
+        c.send(b"RETR 1\r\n")
+        self.assertTrue(c.read_response(False).startswith(b"+OK"))
+        c.close()
+        log = self.d.wait_log("testhooks: done RETR args=1 sent=0")
+        self.assertEqual(log.count("testhooks: done RETR args=1 sent=0"), 1)
+
     def test_commands_behind_big_retr_reach_the_dispatcher(self):
         # A command pipelined behind a 4 MB RETR is read from the flush
         # callback; it must still go through the dispatcher.
