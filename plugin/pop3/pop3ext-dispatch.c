@@ -312,19 +312,31 @@ static void pop3ext_run_done_hooks(struct pop3ext_pop3_client *pclient,
 				   struct pop3ext_pop3_command *cmd,
 				   bool cut_short)
 {
-	struct pop3ext_pop3_done_hook hook;
-	unsigned int i;
+	const struct pop3ext_pop3_done_hook *hooks, *live;
+	unsigned int i, count;
+	bool registered;
 
 	cmd->pending = FALSE;
 	cmd->message_sent = pop3ext_fetch_finish(pclient) && !cut_short &&
 		(strcmp(cmd->name, "RETR") == 0 ||
 		 strcmp(cmd->name, "TOP") == 0);
-	if (!array_is_created(&pop3ext_done_hooks))
+	if (!array_is_created(&pop3ext_done_hooks) ||
+	    array_count(&pop3ext_done_hooks) == 0)
 		return;
-	/* a copy of each entry: hooks may register or unregister others */
-	for (i = 0; i < array_count(&pop3ext_done_hooks); i++) {
-		hook = *array_idx(&pop3ext_done_hooks, i);
-		hook.done(cmd, hook.context);
+	/* as with the other hooks: a copy, and only entries still there */
+	hooks = array_get(&pop3ext_done_hooks, &count);
+	hooks = p_memdup(unsafe_data_stack_pool, hooks, sizeof(*hooks) * count);
+	for (i = 0; i < count; i++) {
+		registered = FALSE;
+		array_foreach(&pop3ext_done_hooks, live) {
+			if (live->done == hooks[i].done &&
+			    live->context == hooks[i].context) {
+				registered = TRUE;
+				break;
+			}
+		}
+		if (registered)
+			hooks[i].done(cmd, hooks[i].context);
 	}
 }
 
@@ -347,7 +359,37 @@ static void pop3ext_pending_cmd_done(struct pop3ext_pop3_client *pclient,
 
 /*
  * Dispatch
+ *
+ * Hooks may register or unregister hooks while they run. Each run walks a
+ * copy of the registry taken when it starts (a hook registered meanwhile
+ * is called from the next command on) and calls an entry only while it is
+ * still registered (one unregistered meanwhile is not called again).
  */
+
+static struct pop3ext_pop3_hook *pop3ext_hooks_snapshot(unsigned int *count_r)
+{
+	const struct pop3ext_pop3_hook *hooks;
+
+	if (!array_is_created(&pop3ext_hooks) ||
+	    array_count(&pop3ext_hooks) == 0) {
+		*count_r = 0;
+		return NULL;
+	}
+	hooks = array_get(&pop3ext_hooks, count_r);
+	return p_memdup(unsafe_data_stack_pool, hooks, sizeof(*hooks) * *count_r);
+}
+
+static bool pop3ext_hook_is_registered(const struct pop3ext_pop3_hook *hook)
+{
+	const struct pop3ext_pop3_hook *live;
+
+	array_foreach(&pop3ext_hooks, live) {
+		if (pop3ext_hook_equals(live, hook->pre, hook->post,
+					hook->context))
+			return TRUE;
+	}
+	return FALSE;
+}
 
 static int pop3ext_dispatch(struct client *client, const char *name,
 			    const char *args)
@@ -355,7 +397,7 @@ static int pop3ext_dispatch(struct client *client, const char *name,
 	struct pop3ext_pop3_command cmd;
 	const struct pop3ext_pop3_hook *hook;
 	const struct pop3ext_pop3_registered_command *rcmd;
-	unsigned int i, count = 0;
+	unsigned int i, count;
 
 	struct pop3ext_pop3_client *pclient =
 		POP3EXT_POP3_CLIENT_CONTEXT_REQUIRE(client);
@@ -373,12 +415,9 @@ static int pop3ext_dispatch(struct client *client, const char *name,
 	while (*cmd.args == ' ')
 		cmd.args++;
 
-	if (array_is_created(&pop3ext_hooks))
-		hook = array_get(&pop3ext_hooks, &count);
-	else
-		hook = NULL;
+	hook = pop3ext_hooks_snapshot(&count);
 	for (i = 0; i < count; i++) {
-		if (hook[i].pre != NULL &&
+		if (hook[i].pre != NULL && pop3ext_hook_is_registered(&hook[i]) &&
 		    hook[i].pre(&cmd, hook[i].context) ==
 		    POP3EXT_POP3_HOOK_ANSWERED) {
 			cmd.answered_by_hook = TRUE;
@@ -401,11 +440,8 @@ static int pop3ext_dispatch(struct client *client, const char *name,
 	}
 	cmd.pending = client->cmd != NULL;
 
-	/* hooks may have been registered or unregistered meanwhile */
-	if (array_is_created(&pop3ext_hooks))
-		hook = array_get(&pop3ext_hooks, &count);
 	for (i = 0; i < count; i++) {
-		if (hook[i].post != NULL)
+		if (hook[i].post != NULL && pop3ext_hook_is_registered(&hook[i]))
 			hook[i].post(&cmd, hook[i].context);
 	}
 

@@ -100,7 +100,9 @@ typedef void pop3ext_pop3_capa_func_t(struct client *client,
 				      void *context);
 
 /* Either hook may be NULL. The same (pre, post, context) may be registered
-   only once. */
+   only once. Hooks may register and unregister hooks (of any kind) while
+   they run: a hook registered meanwhile is called from the next command
+   on, one unregistered meanwhile is not called again. */
 void pop3ext_pop3_hook_register(pop3ext_pop3_pre_hook_t *pre,
 				pop3ext_pop3_post_hook_t *post,
 				void *context);
@@ -117,7 +119,9 @@ void pop3ext_pop3_done_hook_unregister(pop3ext_pop3_done_hook_t *done,
 
 /* Registers a command by name (1-32 characters of A-Z, 0-9, '-' and '_').
    A registered command takes precedence over Dovecot's command of the same
-   name. Registering a name twice panics. */
+   name. Registering a name twice panics (pop3ext_pop3 itself registers
+   QUIT, whose handler does the retention policy's UPDATE-state work
+   before Dovecot's QUIT). */
 void pop3ext_pop3_command_register(const char *name,
 				   pop3ext_pop3_command_func_t *func,
 				   void *context);

@@ -25,6 +25,7 @@
 #include "pop3ext-plugin.h"
 #include "pop3ext-state.h"
 #include "pop3ext-pop3-private.h"
+#include "pop3-commands.h"
 
 /* still allowed when the policy is unknown */
 static const char *const pop3ext_retention_always_allowed[] = {
@@ -482,7 +483,6 @@ static bool pop3ext_retention_quit(struct pop3ext_pop3_client *pclient)
 		return TRUE;
 	}
 	pop3ext_pop3_crash_point("quit-commit-before");
-	/* Dovecot's QUIT commits all of it in one transaction */
 	return FALSE;
 }
 
@@ -546,13 +546,27 @@ pop3ext_retention_pre_hook(struct pop3ext_pop3_command *cmd,
 				"-ERR [SYS/PERM] Messages of this account stay "
 				"on the server: DELE is not allowed.");
 		}
-	} else if (strcmp(cmd->name, "QUIT") == 0) {
-		if (pop3ext_retention_quit(pclient)) {
-			cmd->ret = 1;
-			return POP3EXT_POP3_HOOK_ANSWERED;
-		}
 	}
 	return POP3EXT_POP3_HOOK_CONTINUE;
+}
+
+/* QUIT's handler: it runs only once every pre-hook has let QUIT through,
+   so the UPDATE-state work never happens for a QUIT that is refused. */
+static int pop3ext_retention_cmd_quit(struct client *client, const char *args,
+				      void *context ATTR_UNUSED)
+{
+	struct pop3ext_pop3_client *pclient =
+		POP3EXT_POP3_CLIENT_CONTEXT(client);
+	int ret;
+
+	if (pclient != NULL && pclient->puser != NULL &&
+	    pclient->puser->policy_error == NULL &&
+	    pop3ext_retention_quit(pclient))
+		return 1;
+	/* Dovecot's QUIT commits all of it in one transaction */
+	ret = client_command_execute(client, "QUIT", args);
+	pop3ext_pop3_crash_point("quit-commit-after");
+	return ret;
 }
 
 static void
@@ -566,11 +580,6 @@ pop3ext_retention_post_hook(const struct pop3ext_pop3_command *cmd,
 
 	if (pclient == NULL || pclient->puser == NULL || cmd->answered_by_hook)
 		return;
-	if (strcmp(cmd->name, "QUIT") == 0) {
-		/* Dovecot's QUIT has committed and answered */
-		pop3ext_pop3_crash_point("quit-commit-after");
-		return;
-	}
 	if (pclient->puser->policy_error == NULL &&
 	    pclient->puser->policy.view == POP3EXT_VIEW_RECENT &&
 	    strcmp(cmd->name, "RETR") == 0 &&
@@ -648,12 +657,14 @@ void pop3ext_retention_init(void)
 	pop3ext_pop3_hook_register(pop3ext_retention_pre_hook,
 				   pop3ext_retention_post_hook, NULL);
 	pop3ext_pop3_done_hook_register(pop3ext_retention_done_hook, NULL);
+	pop3ext_pop3_command_register("QUIT", pop3ext_retention_cmd_quit, NULL);
 	pop3ext_pop3_capa_register(pop3ext_retention_capa, NULL);
 }
 
 void pop3ext_retention_deinit(void)
 {
 	pop3ext_pop3_capa_unregister(pop3ext_retention_capa, NULL);
+	pop3ext_pop3_command_unregister("QUIT");
 	pop3ext_pop3_done_hook_unregister(pop3ext_retention_done_hook, NULL);
 	pop3ext_pop3_hook_unregister(pop3ext_retention_pre_hook,
 				     pop3ext_retention_post_hook, NULL);

@@ -84,6 +84,69 @@ class HooksApiTest(TestCase):
         log = self.d.wait_log("testhooks: done RETR args=1 sent=0")
         self.assertEqual(log.count("testhooks: done RETR args=1 sent=0"), 1)
 
+    def extra_hook_calls(self, log):
+        return re.findall(r"testhooks: extra (pre|post) (\d+) NOOP (\S+)",
+                          log)
+
+    def test_hooks_registered_and_unregistered_while_hooks_run(self):
+        c = self.session()
+        args = ["register", "register", "all-a", "unregister", "none-b",
+                "register", "register", "all-c", "unregister-post",
+                "none-d"]
+        out = c.command(b"".join(b"NOOP %s\r\n" % a.encode()
+                                 for a in args))
+        self.assertEqual(out, [b"+OK\r\n"] * len(args))
+        self.assertTrue(c.command(b"QUIT\r\n")[0].startswith(b"+OK"))
+        c.close()
+        log = self.d.wait_log("testhooks: post QUIT")
+        n = 24
+
+        def pre(a, ids):
+            return [("pre", str(i), a) for i in ids]
+
+        def post(a, ids):
+            return [("post", str(i), a) for i in ids]
+        # a hook registered while hooks run is called from the next
+        # command on; one unregistered is not called any more, not even
+        # for the command that unregistered it
+        self.assertEqual(self.extra_hook_calls(log),
+                         pre("register", [0, 1]) + post("register", [0, 1]) +
+                         pre("all-a", range(n)) + post("all-a", range(n)) +
+                         pre("register", [0, 1]) + post("register", [0, 1]) +
+                         pre("all-c", range(n)) + post("all-c", range(n)) +
+                         pre("unregister-post", range(n)))
+        self.assertNotIn("Panic", log)
+
+    def test_quit_refused_by_a_later_pre_hook_changes_nothing(self):
+        """The UPDATE-state work of QUIT runs as QUIT's handler, after
+        every pre-hook has let QUIT through."""
+        self.d.add_user("arch", pop3ext_on_dele="archive:Archive",
+                        pop3ext_on_retr="hide")
+        self.d.deliver_many("arch", [mail.message(n) for n in range(3)])
+        c = Conversation(self.d.pop3_port)
+        c.login("arch", "secret")
+        out = c.command(b"DELE 1\r\nRETR 2\r\nNOOP refuse-quit\r\n"
+                        b"QUIT\r\n")
+        self.assertEqual(out[-1], b"-ERR QUIT refused by testhooks\r\n")
+        # the session goes on; nothing was archived or hidden
+        i = self.d.imap("arch")
+        typ, data = i.list('""', "Archive")
+        self.assertEqual(data, [None])
+        i.select("INBOX")
+        self.assertEqual(i.search(None, "KEYWORD", "$POP3Hidden")[1],
+                         [b""])
+        i.logout()
+        # a second QUIT does the work, once
+        self.assertTrue(c.command(b"QUIT\r\n")[0].startswith(b"+OK"))
+        c.close()
+        i = self.d.imap("arch")
+        typ, count = i.select("Archive")
+        self.assertEqual(count, [b"1"])
+        i.select("INBOX")
+        self.assertEqual(i.search(None, "KEYWORD", "$POP3Hidden")[1],
+                         [b"1"])
+        i.logout()
+
     def test_commands_behind_big_retr_reach_the_dispatcher(self):
         # A command pipelined behind a 4 MB RETR is read from the flush
         # callback; it must still go through the dispatcher.
