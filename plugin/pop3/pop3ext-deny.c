@@ -8,8 +8,9 @@
    userdb value reaches plugins as "yes"). Listed commands are answered with
    -ERR [SYS/PERM] and dropped from CAPA (TOP, UIDL).
 
-   A malformed value (a token that is not a command name, or a name that is
-   no command of this server, such as a typo) is a configuration error: it
+   A malformed value (a token that is not a command name, a command that
+   only exists before login such as USER or APOP, or a name that is no
+   command of this server, such as a typo) is a configuration error: it
    is logged naming the setting, the value and the user, and since what was
    meant to be denied is unknown, the session fails closed: every command
    that reads or changes mail is refused with -ERR [SYS/TEMP] until the
