@@ -278,6 +278,7 @@ void pop3ext_pop3_mail_allocated(struct mail *_mail)
 	struct mail_vfuncs *v = mail->vlast;
 	union mail_module_context *mmail;
 
+	pop3ext_retention_mail_allocated(_mail);
 	/* only the mail that RETR or TOP sends */
 	if (pop3ext_fetching == NULL ||
 	    _mail->box != pop3ext_fetching->client->mailbox)

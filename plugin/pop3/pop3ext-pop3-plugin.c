@@ -34,6 +34,7 @@ void pop3ext_pop3_crash_point(const char *point)
 
 static struct mail_storage_hooks pop3ext_pop3_mail_storage_hooks = {
 	.mail_namespaces_created = pop3ext_pop3_mail_namespaces_created,
+	.mailbox_allocated = pop3ext_retention_mailbox_allocated,
 	.mail_allocated = pop3ext_pop3_mail_allocated,
 };
 

@@ -11,6 +11,7 @@
 	MODULE_CONTEXT_REQUIRE(obj, pop3ext_pop3_client_module)
 
 struct mail;
+struct mailbox;
 struct mail_namespace;
 struct pop3ext_user;
 
@@ -79,6 +80,8 @@ void pop3ext_pop3_capa_deinit(void);
 /* pop3ext-retention.c */
 void pop3ext_retention_client_init(struct pop3ext_pop3_client *pclient);
 void pop3ext_retention_fix_all_seqs(struct client *client);
+void pop3ext_retention_mailbox_allocated(struct mailbox *box);
+void pop3ext_retention_mail_allocated(struct mail *mail);
 void pop3ext_retention_init(void);
 void pop3ext_retention_deinit(void);
 

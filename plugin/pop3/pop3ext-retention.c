@@ -4,7 +4,8 @@
    storage-level enforcement are in the pop3ext plugin):
 
    - DELE is refused with -ERR [SYS/PERM] under pop3ext_on_dele = refuse,
-     and in a recent: session, which is read-only;
+     and in a recent: session, which is read-only: its mails ignore flag,
+     keyword and UIDL updates, and its INBOX keeps \Recent;
    - a RETR (or a TOP that reached the end) that sent the whole message
      is remembered (a done-hook: not for -ERR, a read error or a
      disconnection in the middle), and at QUIT (the UPDATE state, never before;
@@ -21,7 +22,7 @@
 #include "ioloop.h"
 #include "seq-range-array.h"
 #include "mail-namespace.h"
-#include "mail-storage.h"
+#include "mail-storage-private.h"
 #include "pop3ext-plugin.h"
 #include "pop3ext-state.h"
 #include "pop3ext-pop3-private.h"
@@ -487,6 +488,78 @@ static bool pop3ext_retention_quit(struct pop3ext_pop3_client *pclient)
 }
 
 /*
+ * A recent: session is read-only in every way
+ */
+
+static MODULE_CONTEXT_DEFINE_INIT(pop3ext_recent_mail_module,
+				  &mail_module_register);
+
+static bool pop3ext_box_is_recent_session(struct mailbox *box)
+{
+	struct pop3ext_user *puser;
+
+	if ((box->flags & MAILBOX_FLAG_POP3_SESSION) == 0)
+		return FALSE;
+	puser = pop3ext_user_get(box->storage->user);
+	return puser != NULL && puser->policy_error == NULL &&
+		puser->policy.view == POP3EXT_VIEW_RECENT;
+}
+
+/* The POP3 session's INBOX: \Recent stays for IMAP, and pop3 treats the
+   mailbox as read-only (QUIT changes no flags). */
+void pop3ext_retention_mailbox_allocated(struct mailbox *box)
+{
+	if (!pop3ext_box_is_recent_session(box))
+		return;
+	box->flags &= ENUM_NEGATE(MAILBOX_FLAG_DROP_RECENT);
+	box->flags |= MAILBOX_FLAG_READONLY;
+}
+
+static void
+pop3ext_recent_update_flags(struct mail *mail ATTR_UNUSED,
+			    enum modify_type modify_type ATTR_UNUSED,
+			    enum mail_flags flags ATTR_UNUSED)
+{
+}
+
+static void
+pop3ext_recent_update_keywords(struct mail *mail ATTR_UNUSED,
+			       enum modify_type modify_type ATTR_UNUSED,
+			       struct mail_keywords *keywords ATTR_UNUSED)
+{
+}
+
+static void pop3ext_recent_update_pop3_uidl(struct mail *mail ATTR_UNUSED,
+					    const char *uidl ATTR_UNUSED)
+{
+}
+
+static void pop3ext_recent_expunge(struct mail *mail ATTR_UNUSED)
+{
+}
+
+/* Whatever a command does with the session's mails changes nothing: RETR's
+   \Seen, RSET's removal of \Seen (pop3_enable_last), the UIDLs that
+   pop3_save_uidl stores, an expunge. */
+void pop3ext_retention_mail_allocated(struct mail *_mail)
+{
+	struct mail_private *mail = (struct mail_private *)_mail;
+	struct mail_vfuncs *v = mail->vlast;
+	union mail_module_context *mmail;
+
+	if (!pop3ext_box_is_recent_session(_mail->box))
+		return;
+	mmail = p_new(mail->pool, union mail_module_context, 1);
+	mmail->super = *v;
+	mail->vlast = &mmail->super;
+	v->update_flags = pop3ext_recent_update_flags;
+	v->update_keywords = pop3ext_recent_update_keywords;
+	v->update_pop3_uidl = pop3ext_recent_update_pop3_uidl;
+	v->expunge = pop3ext_recent_expunge;
+	MODULE_CONTEXT_SET_SELF(mail, pop3ext_recent_mail_module, mmail);
+}
+
+/*
  * Hooks
  */
 
@@ -644,8 +717,13 @@ static void pop3ext_retention_capa(struct client *client,
 		return;
 	}
 	policy = &pclient->puser->policy;
-	pop3ext_pop3_capa_add(capa, t_strconcat("EXPIRE ",
-		pop3ext_policy_expire_capability(policy), NULL));
+	if (policy->view == POP3EXT_VIEW_RECENT) {
+		/* read-only: it hides, expunges and records nothing */
+		pop3ext_pop3_capa_add(capa, "EXPIRE NEVER");
+	} else {
+		pop3ext_pop3_capa_add(capa, t_strconcat("EXPIRE ",
+			pop3ext_policy_expire_capability(policy), NULL));
+	}
 	if (policy->login_delay > 0) {
 		pop3ext_pop3_capa_add(capa, t_strdup_printf("LOGIN-DELAY %u",
 			policy->login_delay));
