@@ -19,6 +19,7 @@
 #include "ioloop-private.h"
 #include "istream.h"
 #include "ostream.h"
+#include "ostream-null.h"
 #include "mail-user.h"
 #include "mail-namespace.h"
 #include "mail-storage-private.h"
@@ -41,6 +42,11 @@ struct pop3ext_pop3_done_hook {
 	void *context;
 };
 
+struct pop3ext_pop3_session_hook {
+	const struct pop3ext_pop3_session_hooks *hooks;
+	void *context;
+};
+
 struct pop3ext_pop3_registered_command {
 	char *name;
 	pop3ext_pop3_command_func_t *func;
@@ -49,6 +55,7 @@ struct pop3ext_pop3_registered_command {
 
 static ARRAY(struct pop3ext_pop3_hook) pop3ext_hooks;
 static ARRAY(struct pop3ext_pop3_done_hook) pop3ext_done_hooks;
+static ARRAY(struct pop3ext_pop3_session_hook) pop3ext_session_hooks;
 static ARRAY(struct pop3ext_pop3_registered_command) pop3ext_commands;
 
 #define POP3EXT_POP3_MAIL_CONTEXT(obj) \
@@ -154,6 +161,59 @@ void pop3ext_pop3_done_hook_unregister(pop3ext_pop3_done_hook_t *done,
 	i_panic("pop3ext_pop3: unregistering a done-hook never registered");
 }
 
+void pop3ext_pop3_session_hooks_register(
+	const struct pop3ext_pop3_session_hooks *hooks, void *context)
+{
+	const struct pop3ext_pop3_session_hook *hook;
+	struct pop3ext_pop3_session_hook new_hook = {
+		.hooks = hooks, .context = context
+	};
+
+	if (!array_is_created(&pop3ext_session_hooks))
+		i_array_init(&pop3ext_session_hooks, 8);
+	array_foreach(&pop3ext_session_hooks, hook) {
+		if (hook->hooks == hooks && hook->context == context)
+			i_panic("pop3ext_pop3: session hooks registered twice");
+	}
+	array_push_back(&pop3ext_session_hooks, &new_hook);
+}
+
+void pop3ext_pop3_session_hooks_unregister(
+	const struct pop3ext_pop3_session_hooks *hooks, void *context)
+{
+	const struct pop3ext_pop3_session_hook *hook;
+
+	if (array_is_created(&pop3ext_session_hooks)) {
+		array_foreach(&pop3ext_session_hooks, hook) {
+			if (hook->hooks == hooks && hook->context == context) {
+				array_delete(&pop3ext_session_hooks,
+					array_foreach_idx(
+						&pop3ext_session_hooks, hook),
+					1);
+				return;
+			}
+		}
+	}
+	i_panic("pop3ext_pop3: unregistering session hooks never registered");
+}
+
+/* still allowed when a setting is unusable */
+static const char *const pop3ext_fail_closed_allowed[] = {
+	"CAPA", "NOOP", "RSET", "QUIT", NULL
+};
+
+enum pop3ext_pop3_hook_result
+pop3ext_pop3_refuse_fail_closed(struct pop3ext_pop3_command *cmd)
+{
+	if (str_array_find(pop3ext_fail_closed_allowed, cmd->name) ||
+	    !pop3ext_pop3_command_exists(cmd->client, cmd->name))
+		return POP3EXT_POP3_HOOK_CONTINUE;
+	client_send_line(cmd->client, "-ERR [SYS/TEMP] The %s command is "
+			 "unavailable: server configuration error.", cmd->name);
+	cmd->ret = 0;
+	return POP3EXT_POP3_HOOK_ANSWERED;
+}
+
 static struct pop3ext_pop3_registered_command *
 pop3ext_command_find(const char *name)
 {
@@ -227,6 +287,7 @@ void pop3ext_pop3_dispatch_deinit(void)
 	}
 	array_free(&pop3ext_hooks);
 	array_free(&pop3ext_done_hooks);
+	array_free(&pop3ext_session_hooks);
 }
 
 /*
@@ -377,7 +438,8 @@ static struct pop3ext_pop3_hook *pop3ext_hooks_snapshot(unsigned int *count_r)
 		return NULL;
 	}
 	hooks = array_get(&pop3ext_hooks, count_r);
-	return p_memdup(unsafe_data_stack_pool, hooks, sizeof(*hooks) * *count_r);
+	return p_memdup(unsafe_data_stack_pool, hooks,
+			sizeof(*hooks) * *count_r);
 }
 
 static bool pop3ext_hook_is_registered(const struct pop3ext_pop3_hook *hook)
@@ -418,7 +480,8 @@ static int pop3ext_dispatch(struct client *client, const char *name,
 
 	hook = pop3ext_hooks_snapshot(&count);
 	for (i = 0; i < count; i++) {
-		if (hook[i].pre != NULL && pop3ext_hook_is_registered(&hook[i]) &&
+		if (hook[i].pre != NULL &&
+		    pop3ext_hook_is_registered(&hook[i]) &&
 		    hook[i].pre(&cmd, hook[i].context) ==
 		    POP3EXT_POP3_HOOK_ANSWERED) {
 			cmd.answered_by_hook = TRUE;
@@ -442,7 +505,8 @@ static int pop3ext_dispatch(struct client *client, const char *name,
 	cmd.pending = client->cmd != NULL;
 
 	for (i = 0; i < count; i++) {
-		if (hook[i].post != NULL && pop3ext_hook_is_registered(&hook[i]))
+		if (hook[i].post != NULL &&
+		    pop3ext_hook_is_registered(&hook[i]))
 			hook[i].post(&cmd, hook[i].context);
 	}
 
@@ -582,6 +646,67 @@ static int pop3ext_client_output(struct client *client)
  * Taking over a session
  */
 
+enum pop3ext_session_event {
+	POP3EXT_SESSION_CREATED,
+	POP3EXT_SESSION_READY,
+	POP3EXT_SESSION_DESTROYED,
+};
+
+/* Runs one kind of session hook (a copy of the registry, entries still
+   registered). READY stops at the first refusal: returns FALSE then. */
+static bool pop3ext_run_session_hooks(struct client *client,
+				      enum pop3ext_session_event event,
+				      char **reason_r)
+{
+	const struct pop3ext_pop3_session_hook *hooks, *live;
+	const struct pop3ext_pop3_session_hooks *h;
+	const char *reason;
+	unsigned int i, count;
+	bool registered, ret = TRUE;
+
+	if (!array_is_created(&pop3ext_session_hooks) ||
+	    array_count(&pop3ext_session_hooks) == 0)
+		return TRUE;
+	T_BEGIN {
+		hooks = array_get(&pop3ext_session_hooks, &count);
+		hooks = p_memdup(unsafe_data_stack_pool, hooks,
+				 sizeof(*hooks) * count);
+		for (i = 0; i < count && ret; i++) {
+			registered = FALSE;
+			array_foreach(&pop3ext_session_hooks, live) {
+				if (live->hooks == hooks[i].hooks &&
+				    live->context == hooks[i].context) {
+					registered = TRUE;
+					break;
+				}
+			}
+			if (!registered)
+				continue;
+			h = hooks[i].hooks;
+			switch (event) {
+			case POP3EXT_SESSION_CREATED:
+				if (h->created != NULL)
+					h->created(client, hooks[i].context);
+				break;
+			case POP3EXT_SESSION_READY:
+				reason = "Session refused";
+				if (h->ready != NULL &&
+				    !h->ready(client, hooks[i].context,
+					      &reason)) {
+					*reason_r = i_strdup(reason);
+					ret = FALSE;
+				}
+				break;
+			case POP3EXT_SESSION_DESTROYED:
+				if (h->destroyed != NULL)
+					h->destroyed(client, hooks[i].context);
+				break;
+			}
+		}
+	} T_END;
+	return ret;
+}
+
 static void pop3ext_pop3_client_destroy(struct client *client,
 					const char *reason)
 {
@@ -590,9 +715,25 @@ static void pop3ext_pop3_client_destroy(struct client *client,
 
 	/* a reply still streaming is cut short */
 	pop3ext_pending_cmd_done(pclient, TRUE);
-	pop3ext_login_delay_client_destroy(pclient);
+	(void)pop3ext_run_session_hooks(client, POP3EXT_SESSION_DESTROYED,
+					NULL);
+	o_stream_destroy(&pclient->refused_real_output);
+	i_free(pclient->refused_reason);
 	event_unref(&pclient->event);
 	pclient->module_ctx.super.destroy(client, reason);
+}
+
+/* A ready hook refused the session: what pop3 says from now on (its
+   "+OK Logged in." first) goes nowhere. */
+static void pop3ext_client_refuse(struct pop3ext_pop3_client *pclient,
+				  char *reason)
+{
+	struct client *client = pclient->client;
+
+	(void)o_stream_flush(client->output);
+	pclient->refused_real_output = client->output;
+	client->output = o_stream_create_null();
+	pclient->refused_reason = reason;
 }
 
 static pop3_client_created_func_t *pop3ext_next_hook_client_created;
@@ -601,6 +742,7 @@ void pop3ext_pop3_client_created(struct client **clientp)
 {
 	struct client *client = *clientp;
 	struct pop3ext_pop3_client *pclient;
+	char *reason;
 
 	if (mail_user_is_plugin_loaded(client->user, pop3ext_pop3_module)) {
 		pclient = p_new(client->pool, struct pop3ext_pop3_client, 1);
@@ -611,8 +753,11 @@ void pop3ext_pop3_client_created(struct client **clientp)
 		event_set_append_log_prefix(pclient->event, "pop3ext_pop3: ");
 		MODULE_CONTEXT_SET(client, pop3ext_pop3_client_module, pclient);
 
-		pop3ext_deny_client_init(pclient);
-		pop3ext_retention_client_init(pclient);
+		(void)pop3ext_run_session_hooks(client,
+						POP3EXT_SESSION_CREATED, NULL);
+		if (!pop3ext_run_session_hooks(client, POP3EXT_SESSION_READY,
+					       &reason))
+			pop3ext_client_refuse(pclient, reason);
 	}
 
 	if (pop3ext_next_hook_client_created != NULL)
@@ -625,8 +770,10 @@ static void pop3ext_client_take_over(struct pop3ext_pop3_client *pclient)
 	bool input_pending;
 
 	i_assert(client->io != NULL);
-	if (pop3ext_login_delay_finish(pclient)) {
-		/* refused: nothing is read from this client any more */
+	if (pclient->refused_reason != NULL) {
+		/* refused: nothing is read from this client any more; the
+		   client is destroyed from a timeout, once pop3 is done */
+		client_disconnect(client, pclient->refused_reason);
 		io_remove(&client->io);
 		return;
 	}

@@ -49,10 +49,12 @@ void pop3ext_pop3_plugin_init(struct module *module)
 	pop3ext_pop3_hooks_set();
 	pop3ext_deny_init();
 	pop3ext_retention_init();
+	pop3ext_login_delay_init();
 }
 
 void pop3ext_pop3_plugin_deinit(void)
 {
+	pop3ext_login_delay_deinit();
 	pop3ext_retention_deinit();
 	pop3ext_deny_deinit();
 	pop3ext_pop3_hooks_unset();

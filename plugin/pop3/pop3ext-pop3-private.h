@@ -13,20 +13,15 @@
 struct mail;
 struct mailbox;
 struct mail_namespace;
-struct pop3ext_user;
 
 struct pop3ext_pop3_client {
 	union pop3_module_context module_ctx;
 	struct client *client;
 	struct event *event;
-	/* the policy engine's user (NULL if pop3ext is not loaded) */
-	struct pop3ext_user *puser;
-
-	/* [msgnum/8]: RETRieved in this session */
-	unsigned char *retrieved;
-	/* login refused by pop3ext_login_delay: the session ends as soon as
-	   it is set up; Dovecot's "+OK Logged in." goes nowhere */
-	struct ostream *real_output;
+	/* a ready hook refused the session (why, for the log): it ends as
+	   soon as it is set up; what pop3 says goes to a null stream */
+	char *refused_reason;
+	struct ostream *refused_real_output;
 
 	/* the command whose reply still streams (client->cmd != NULL): its
 	   done-hooks run when it ends; name and args are its own copies */
@@ -39,16 +34,10 @@ struct pop3ext_pop3_client {
 	bool fetch_sent_all:1;
 	bool have_pending_cmd:1;
 
-	/* pop3ext_deny_commands, parsed once per session */
-	ARRAY_TYPE(const_string) deny_names;
-	/* the setting was malformed: refuse every command that reads or
-	   changes mail (see pop3ext-deny.c) */
-	bool deny_config_error:1;
 	/* the dispatcher owns client->io and the output flush callback */
 	bool dispatched:1;
 	/* all_seqs matches the filtered listing */
 	bool seqs_fixed:1;
-	bool login_delayed:1;
 };
 
 struct pop3ext_pop3_capa {
@@ -78,7 +67,6 @@ int pop3ext_pop3_cmd_capa(struct client *client);
 void pop3ext_pop3_capa_deinit(void);
 
 /* pop3ext-retention.c */
-void pop3ext_retention_client_init(struct pop3ext_pop3_client *pclient);
 void pop3ext_retention_fix_all_seqs(struct client *client);
 void pop3ext_retention_mailbox_allocated(struct mailbox *box);
 void pop3ext_retention_mail_allocated(struct mail *mail);
@@ -86,13 +74,10 @@ void pop3ext_retention_init(void);
 void pop3ext_retention_deinit(void);
 
 /* pop3ext-login-delay.c */
-void pop3ext_login_delay_check(struct pop3ext_pop3_client *pclient);
-/* Ends a delayed login's session; returns TRUE if it did. */
-bool pop3ext_login_delay_finish(struct pop3ext_pop3_client *pclient);
-void pop3ext_login_delay_client_destroy(struct pop3ext_pop3_client *pclient);
+void pop3ext_login_delay_init(void);
+void pop3ext_login_delay_deinit(void);
 
 /* pop3ext-deny.c */
-void pop3ext_deny_client_init(struct pop3ext_pop3_client *pclient);
 void pop3ext_deny_init(void);
 void pop3ext_deny_deinit(void);
 

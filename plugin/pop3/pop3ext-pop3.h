@@ -117,6 +117,44 @@ void pop3ext_pop3_done_hook_register(pop3ext_pop3_done_hook_t *done,
 void pop3ext_pop3_done_hook_unregister(pop3ext_pop3_done_hook_t *done,
 				       void *context);
 
+/* Session hooks, for the sessions the dispatcher runs. Any of them may be
+   NULL; each kind runs in registration order. A plugin keeps its per-session
+   state in a module context of its own on the client (pop3's
+   pop3_module_register).
+
+   created: the session was created; client->user is ready, no mailbox is
+     open and nothing has been sent to the client.
+   ready: right after the created hooks, before Dovecot answers the login.
+     Returning FALSE refuses the session: the hook has sent the client its
+     -ERR line and set *reason_r (for the log); Dovecot's "+OK Logged in."
+     and anything else pop3 says then go nowhere, no command is run, and
+     the session ends as soon as pop3 has set it up. Later ready hooks do
+     not run.
+   destroyed: the session is being destroyed (any reply still streaming
+     was cut short just before). */
+struct pop3ext_pop3_session_hooks {
+	void (*created)(struct client *client, void *context);
+	bool (*ready)(struct client *client, void *context,
+		      const char **reason_r);
+	void (*destroyed)(struct client *client, void *context);
+};
+
+/* hooks must stay valid until unregistered. The same (hooks, context) may
+   be registered only once. */
+void pop3ext_pop3_session_hooks_register(
+	const struct pop3ext_pop3_session_hooks *hooks, void *context);
+void pop3ext_pop3_session_hooks_unregister(
+	const struct pop3ext_pop3_session_hooks *hooks, void *context);
+
+/* Fail closed, for a pre-hook whose setting is unusable for this user:
+   refuses, with -ERR [SYS/TEMP] "... unavailable: server configuration
+   error.", every command of this server that reads or changes mail (all
+   but CAPA, NOOP, RSET and QUIT, which let a client end the session
+   cleanly; unknown commands stay unknown). Returns
+   POP3EXT_POP3_HOOK_ANSWERED if it answered cmd. */
+enum pop3ext_pop3_hook_result
+pop3ext_pop3_refuse_fail_closed(struct pop3ext_pop3_command *cmd);
+
 /* Registers a command by name (1-32 characters of A-Z, 0-9, '-' and '_').
    A registered command takes precedence over Dovecot's command of the same
    name. Registering a name twice panics (pop3ext_pop3 itself registers

@@ -28,17 +28,28 @@
 #include "pop3ext-pop3-private.h"
 #include "pop3-commands.h"
 
-/* still allowed when the policy is unknown */
-static const char *const pop3ext_retention_always_allowed[] = {
-	"CAPA", "NOOP", "RSET", "QUIT", NULL
-};
-
 #define BIT_IS_SET(mask, n) \
 	(((mask)[(n) / CHAR_BIT] & (1 << ((n) % CHAR_BIT))) != 0)
 #define BIT_SET(mask, n) \
 	((mask)[(n) / CHAR_BIT] |= (1 << ((n) % CHAR_BIT)))
 #define BIT_CLEAR(mask, n) \
 	((mask)[(n) / CHAR_BIT] &= ~(1 << ((n) % CHAR_BIT)))
+
+#define POP3EXT_RETENTION_CONTEXT(obj) \
+	MODULE_CONTEXT(obj, pop3ext_retention_client_module)
+
+/* the retention policy's state of a session */
+struct pop3ext_retention_client {
+	union pop3_module_context module_ctx;
+	struct client *client;
+	/* the policy engine's user (NULL if pop3ext is not loaded) */
+	struct pop3ext_user *puser;
+	/* [msgnum/8]: retrieved (sent whole) in this session */
+	unsigned char *retrieved;
+};
+
+static MODULE_CONTEXT_DEFINE_INIT(pop3ext_retention_client_module,
+				  &pop3_module_register);
 
 struct pop3ext_quit {
 	struct client *client;
@@ -85,23 +96,28 @@ static struct mail *client_mail(struct client *client, uint32_t msgnum)
  * Session setup
  */
 
-void pop3ext_retention_client_init(struct pop3ext_pop3_client *pclient)
+static void pop3ext_retention_session_created(struct client *client,
+					      void *context ATTR_UNUSED)
 {
-	struct client *client = pclient->client;
+	struct pop3ext_retention_client *rclient;
 	struct pop3ext_user *puser = pop3ext_user_get(client->user);
 
 	if (puser == NULL)
 		return;
-	pclient->puser = puser;
+	rclient = p_new(client->pool, struct pop3ext_retention_client, 1);
+	rclient->client = client;
+	rclient->puser = puser;
+	MODULE_CONTEXT_SET(client, pop3ext_retention_client_module, rclient);
 	/* the storage filters the listing only with us to keep pop3's
 	   message list consistent */
 	puser->pop3_frontend = TRUE;
-	if (puser->policy_error != NULL) {
+	if (puser->policy_error != NULL)
 		pop3ext_user_log_policy_error(puser);
-		return;
-	}
-	pop3ext_login_delay_check(pclient);
 }
+
+static const struct pop3ext_pop3_session_hooks pop3ext_retention_session = {
+	.created = pop3ext_retention_session_created,
+};
 
 /* pop3 reads the filtered listing with all_seqs = 1..N when it has no
    pop3_deleted_flag; UIDL and RSET search by all_seqs, so it must name the
@@ -165,7 +181,7 @@ static void quit_archive(struct pop3ext_quit *quit, const char *name,
 
 /* Sorts each message into what QUIT does with it. */
 static void quit_classify(struct pop3ext_quit *quit,
-			  struct pop3ext_pop3_client *pclient)
+			  struct pop3ext_retention_client *rclient)
 {
 	struct client *client = quit->client;
 	const struct pop3ext_policy *policy = &quit->puser->policy;
@@ -175,8 +191,8 @@ static void quit_classify(struct pop3ext_quit *quit,
 	for (msgnum = 0; msgnum < client->messages_count; msgnum++) {
 		deleted = client->deleted && client->deleted_bitmask != NULL &&
 			BIT_IS_SET(client->deleted_bitmask, msgnum);
-		retrieved = pclient->retrieved != NULL &&
-			BIT_IS_SET(pclient->retrieved, msgnum);
+		retrieved = rclient->retrieved != NULL &&
+			BIT_IS_SET(rclient->retrieved, msgnum);
 		seq = client_msgnum_to_seq(client, msgnum);
 
 		if (deleted) {
@@ -428,9 +444,9 @@ static void quit_answer_failure(struct pop3ext_quit *quit)
 	client_disconnect(client, "Archiving failed during logout.");
 }
 
-static bool pop3ext_retention_quit(struct pop3ext_pop3_client *pclient)
+static bool pop3ext_retention_quit(struct pop3ext_retention_client *rclient)
 {
-	struct client *client = pclient->client;
+	struct client *client = rclient->client;
 	struct pop3ext_quit quit;
 	unsigned int i;
 	uint32_t msgnum;
@@ -438,7 +454,7 @@ static bool pop3ext_retention_quit(struct pop3ext_pop3_client *pclient)
 	pop3ext_pop3_crash_point("quit-begin");
 	if (client->trans == NULL)
 		return FALSE;
-	if (pclient->puser->policy.view == POP3EXT_VIEW_RECENT) {
+	if (rclient->puser->policy.view == POP3EXT_VIEW_RECENT) {
 		/* read-only: not even \Seen */
 		if (client->seen_bitmask != NULL) {
 			memset(client->seen_bitmask, 0,
@@ -450,12 +466,12 @@ static bool pop3ext_retention_quit(struct pop3ext_pop3_client *pclient)
 
 	i_zero(&quit);
 	quit.client = client;
-	quit.puser = pclient->puser;
+	quit.puser = rclient->puser;
 	t_array_init(&quit.hide_dele, 8);
 	t_array_init(&quit.hide_retr, 8);
 	t_array_init(&quit.seen, 8);
 	t_array_init(&quit.keep_retrieved, 8);
-	quit_classify(&quit, pclient);
+	quit_classify(&quit, rclient);
 
 	for (i = 0; i < N_ELEMENTS(quit.archive_name); i++) {
 		if (quit.archive_name[i] == NULL)
@@ -564,21 +580,22 @@ void pop3ext_retention_mail_allocated(struct mail *_mail)
  */
 
 static enum pop3ext_pop3_hook_result
-refuse(struct pop3ext_pop3_command *cmd, struct pop3ext_pop3_client *pclient,
+refuse(struct pop3ext_pop3_command *cmd,
+       struct pop3ext_retention_client *rclient,
        const char *policy, const char *text)
 {
 	uint32_t msgnum;
 	struct mail *mail;
 
-	if (pclient->puser->policy.audit &&
+	if (rclient->puser->policy.audit &&
 	    parse_msgnum(cmd->client, cmd->args, &msgnum) &&
 	    cmd->client->trans != NULL) {
 		mail = client_mail(cmd->client, msgnum);
-		pop3ext_audit_mail(pclient->puser, "pop3ext_refusal", mail,
+		pop3ext_audit_mail(rclient->puser, "pop3ext_refusal", mail,
 				   policy, "refused");
 		mail_free(&mail);
 	} else {
-		pop3ext_audit_command(pclient->puser, "pop3ext_refusal",
+		pop3ext_audit_command(rclient->puser, "pop3ext_refusal",
 				      cmd->name, policy, "refused");
 	}
 	client_send_line(cmd->client, "%s", text);
@@ -590,32 +607,24 @@ static enum pop3ext_pop3_hook_result
 pop3ext_retention_pre_hook(struct pop3ext_pop3_command *cmd,
 			   void *context ATTR_UNUSED)
 {
-	struct pop3ext_pop3_client *pclient =
-		POP3EXT_POP3_CLIENT_CONTEXT(cmd->client);
+	struct pop3ext_retention_client *rclient =
+		POP3EXT_RETENTION_CONTEXT(cmd->client);
 	const struct pop3ext_policy *policy;
 
-	if (pclient == NULL || pclient->puser == NULL)
+	if (rclient == NULL || rclient->puser == NULL)
 		return POP3EXT_POP3_HOOK_CONTINUE;
-	if (pclient->puser->policy_error != NULL) {
-		if (str_array_find(pop3ext_retention_always_allowed, cmd->name) ||
-		    !pop3ext_pop3_command_exists(cmd->client, cmd->name))
-			return POP3EXT_POP3_HOOK_CONTINUE;
-		client_send_line(cmd->client, "-ERR [SYS/TEMP] The %s command "
-				 "is unavailable: server configuration error.",
-				 cmd->name);
-		cmd->ret = 0;
-		return POP3EXT_POP3_HOOK_ANSWERED;
-	}
+	if (rclient->puser->policy_error != NULL)
+		return pop3ext_pop3_refuse_fail_closed(cmd);
 
-	policy = &pclient->puser->policy;
+	policy = &rclient->puser->policy;
 	if (strcmp(cmd->name, "DELE") == 0) {
 		if (policy->view == POP3EXT_VIEW_RECENT) {
-			return refuse(cmd, pclient, "pop3ext_view=recent",
+			return refuse(cmd, rclient, "pop3ext_view=recent",
 				"-ERR [SYS/PERM] This is a read-only recent: "
 				"session; messages are not deleted.");
 		}
 		if (policy->on_dele == POP3EXT_ON_DELE_REFUSE) {
-			return refuse(cmd, pclient, "pop3ext_on_dele=refuse",
+			return refuse(cmd, rclient, "pop3ext_on_dele=refuse",
 				"-ERR [SYS/PERM] Messages of this account stay "
 				"on the server: DELE is not allowed.");
 		}
@@ -628,13 +637,13 @@ pop3ext_retention_pre_hook(struct pop3ext_pop3_command *cmd,
 static int pop3ext_retention_cmd_quit(struct client *client, const char *args,
 				      void *context ATTR_UNUSED)
 {
-	struct pop3ext_pop3_client *pclient =
-		POP3EXT_POP3_CLIENT_CONTEXT(client);
+	struct pop3ext_retention_client *rclient =
+		POP3EXT_RETENTION_CONTEXT(client);
 	int ret;
 
-	if (pclient != NULL && pclient->puser != NULL &&
-	    pclient->puser->policy_error == NULL &&
-	    pop3ext_retention_quit(pclient))
+	if (rclient != NULL && rclient->puser != NULL &&
+	    rclient->puser->policy_error == NULL &&
+	    pop3ext_retention_quit(rclient))
 		return 1;
 	/* Dovecot's QUIT commits all of it in one transaction */
 	ret = client_command_execute(client, "QUIT", args);
@@ -646,15 +655,15 @@ static void
 pop3ext_retention_post_hook(const struct pop3ext_pop3_command *cmd,
 			    void *context ATTR_UNUSED)
 {
-	struct pop3ext_pop3_client *pclient =
-		POP3EXT_POP3_CLIENT_CONTEXT(cmd->client);
+	struct pop3ext_retention_client *rclient =
+		POP3EXT_RETENTION_CONTEXT(cmd->client);
 	struct client *client = cmd->client;
 	uint32_t msgnum;
 
-	if (pclient == NULL || pclient->puser == NULL || cmd->answered_by_hook)
+	if (rclient == NULL || rclient->puser == NULL || cmd->answered_by_hook)
 		return;
-	if (pclient->puser->policy_error == NULL &&
-	    pclient->puser->policy.view == POP3EXT_VIEW_RECENT &&
+	if (rclient->puser->policy_error == NULL &&
+	    rclient->puser->policy.view == POP3EXT_VIEW_RECENT &&
 	    strcmp(cmd->name, "RETR") == 0 &&
 	    parse_msgnum(client, cmd->args, &msgnum) &&
 	    client->seen_bitmask != NULL &&
@@ -673,28 +682,28 @@ static void
 pop3ext_retention_done_hook(const struct pop3ext_pop3_command *cmd,
 			    void *context ATTR_UNUSED)
 {
-	struct pop3ext_pop3_client *pclient =
-		POP3EXT_POP3_CLIENT_CONTEXT(cmd->client);
+	struct pop3ext_retention_client *rclient =
+		POP3EXT_RETENTION_CONTEXT(cmd->client);
 	struct client *client = cmd->client;
 	struct mail *mail;
 	uint32_t msgnum;
 
-	if (!cmd->message_sent || pclient == NULL || pclient->puser == NULL ||
-	    pclient->puser->policy_error != NULL ||
+	if (!cmd->message_sent || rclient == NULL || rclient->puser == NULL ||
+	    rclient->puser->policy_error != NULL ||
 	    !parse_msgnum(client, cmd->args, &msgnum))
 		return;
 
-	if (pclient->retrieved == NULL) {
+	if (rclient->retrieved == NULL) {
 		/* the message count is fixed once pop3 has read the mailbox */
-		pclient->retrieved = p_new(client->pool, unsigned char,
+		rclient->retrieved = p_new(client->pool, unsigned char,
 					   MSGS_BITMASK_SIZE(client));
 	}
-	BIT_SET(pclient->retrieved, msgnum);
-	if (pclient->puser->policy.audit && client->trans != NULL) {
+	BIT_SET(rclient->retrieved, msgnum);
+	if (rclient->puser->policy.audit && client->trans != NULL) {
 		mail = client_mail(client, msgnum);
-		pop3ext_audit_mail(pclient->puser, "pop3ext_retrieval", mail,
+		pop3ext_audit_mail(rclient->puser, "pop3ext_retrieval", mail,
 				   t_strdup_printf("pop3ext_on_retr=%s",
-					pop3ext_policy_value(&pclient->puser->policy,
+					pop3ext_policy_value(&rclient->puser->policy,
 							     POP3EXT_SET_ON_RETR)),
 				   "retrieved");
 		mail_free(&mail);
@@ -705,18 +714,18 @@ static void pop3ext_retention_capa(struct client *client,
 				   struct pop3ext_pop3_capa *capa,
 				   void *context ATTR_UNUSED)
 {
-	struct pop3ext_pop3_client *pclient =
-		POP3EXT_POP3_CLIENT_CONTEXT(client);
+	struct pop3ext_retention_client *rclient =
+		POP3EXT_RETENTION_CONTEXT(client);
 	const struct pop3ext_policy *policy;
 
-	if (pclient == NULL || pclient->puser == NULL)
+	if (rclient == NULL || rclient->puser == NULL)
 		return;
-	if (pclient->puser->policy_error != NULL) {
+	if (rclient->puser->policy_error != NULL) {
 		/* nothing is expunged while the policy is unknown */
 		pop3ext_pop3_capa_add(capa, "EXPIRE NEVER");
 		return;
 	}
-	policy = &pclient->puser->policy;
+	policy = &rclient->puser->policy;
 	if (policy->view == POP3EXT_VIEW_RECENT) {
 		/* read-only: it hides, expunges and records nothing */
 		pop3ext_pop3_capa_add(capa, "EXPIRE NEVER");
@@ -732,6 +741,7 @@ static void pop3ext_retention_capa(struct client *client,
 
 void pop3ext_retention_init(void)
 {
+	pop3ext_pop3_session_hooks_register(&pop3ext_retention_session, NULL);
 	pop3ext_pop3_hook_register(pop3ext_retention_pre_hook,
 				   pop3ext_retention_post_hook, NULL);
 	pop3ext_pop3_done_hook_register(pop3ext_retention_done_hook, NULL);
@@ -746,4 +756,5 @@ void pop3ext_retention_deinit(void)
 	pop3ext_pop3_done_hook_unregister(pop3ext_retention_done_hook, NULL);
 	pop3ext_pop3_hook_unregister(pop3ext_retention_pre_hook,
 				     pop3ext_retention_post_hook, NULL);
+	pop3ext_pop3_session_hooks_unregister(&pop3ext_retention_session, NULL);
 }

@@ -196,6 +196,39 @@ static void testhooks_done(const struct pop3ext_pop3_command *cmd,
 	       cmd->message_sent ? 1 : 0);
 }
 
+static void testhooks_session_created(struct client *client,
+				      void *context ATTR_UNUSED)
+{
+	if (testhooks_enabled(client))
+		i_info("testhooks: session created");
+}
+
+/* a user with testhooks_refuse set is refused */
+static bool testhooks_session_ready(struct client *client,
+				    void *context ATTR_UNUSED,
+				    const char **reason_r)
+{
+	if (!testhooks_enabled(client) ||
+	    mail_user_plugin_getenv(client->user, "testhooks_refuse") == NULL)
+		return TRUE;
+	client_send_line(client, "-ERR refused by testhooks");
+	*reason_r = "Refused by testhooks";
+	return FALSE;
+}
+
+static void testhooks_session_destroyed(struct client *client,
+					void *context ATTR_UNUSED)
+{
+	if (testhooks_enabled(client))
+		i_info("testhooks: session destroyed");
+}
+
+static const struct pop3ext_pop3_session_hooks testhooks_session = {
+	.created = testhooks_session_created,
+	.ready = testhooks_session_ready,
+	.destroyed = testhooks_session_destroyed,
+};
+
 static void testhooks_capa(struct client *client,
 			   struct pop3ext_pop3_capa *capa,
 			   void *context ATTR_UNUSED)
@@ -218,10 +251,12 @@ void pop3ext_testhooks_plugin_init(struct module *module)
 	pop3ext_pop3_done_hook_register(testhooks_done, NULL);
 	pop3ext_pop3_capa_register(testhooks_capa, NULL);
 	pop3ext_pop3_hook_register(testhooks_last_pre, NULL, NULL);
+	pop3ext_pop3_session_hooks_register(&testhooks_session, NULL);
 }
 
 void pop3ext_testhooks_plugin_deinit(void)
 {
+	pop3ext_pop3_session_hooks_unregister(&testhooks_session, NULL);
 	testhooks_extra_unregister();
 	pop3ext_pop3_hook_unregister(testhooks_last_pre, NULL, NULL);
 	pop3ext_pop3_capa_unregister(testhooks_capa, NULL);

@@ -7,7 +7,7 @@ import re
 import shutil
 
 from pop3ext_harness import TestCase, mail, env
-from pop3ext_harness.pop3raw import Conversation
+from pop3ext_harness.pop3raw import Conversation, EOF
 
 TESTHOOKS = "protocol pop3 {\n  mail_plugins = $mail_plugins " \
             "pop3ext_testhooks\n}\n"
@@ -146,6 +146,34 @@ class HooksApiTest(TestCase):
         self.assertEqual(i.search(None, "KEYWORD", "$POP3Hidden")[1],
                          [b"1"])
         i.logout()
+
+    def test_session_hooks(self):
+        c = self.session()
+        self.assertTrue(c.command(b"QUIT\r\n")[0].startswith(b"+OK"))
+        c.close()
+        self.d.wait_log("testhooks: session destroyed")
+        self.assertEqual(re.findall(r"testhooks: session (\w+)",
+                                    self.d.log()),
+                         ["created", "destroyed"])
+
+        # a ready hook refuses the session: its -ERR instead of Dovecot's
+        # "+OK Logged in.", and no command runs
+        self.d.add_user("refused", testhooks_refuse="yes")
+        self.d.deliver("refused", mail.message(1))
+        c = Conversation(self.d.pop3_port)
+        out = c.command(b"USER refused\r\nPASS secret\r\nDELE 1\r\n"
+                        b"QUIT\r\n")
+        self.assertEqual(out[0], b"+OK\r\n")
+        self.assertEqual(out[1], b"-ERR refused by testhooks\r\n")
+        self.assertTrue(len(out) == 2 or out[2] == EOF, c.text())
+        c.close()
+        log = self.d.wait_log("Disconnected: Refused by testhooks")
+        self.assertNotRegex(log, r"pop3\(refused\).*testhooks: post")
+        # DELE never ran
+        i = self.d.imap("refused")
+        typ, count = i.select("INBOX")
+        i.logout()
+        self.assertEqual(count, [b"1"])
 
     def test_commands_behind_big_retr_reach_the_dispatcher(self):
         # A command pipelined behind a 4 MB RETR is read from the flush
