@@ -610,6 +610,7 @@ pop3ext_retention_pre_hook(struct pop3ext_pop3_command *cmd,
 	struct pop3ext_retention_client *rclient =
 		POP3EXT_RETENTION_CONTEXT(cmd->client);
 	const struct pop3ext_policy *policy;
+	uint32_t msgnum;
 
 	if (rclient == NULL || rclient->puser == NULL)
 		return POP3EXT_POP3_HOOK_CONTINUE;
@@ -617,7 +618,9 @@ pop3ext_retention_pre_hook(struct pop3ext_pop3_command *cmd,
 		return pop3ext_pop3_refuse_fail_closed(cmd);
 
 	policy = &rclient->puser->policy;
-	if (strcmp(cmd->name, "DELE") == 0) {
+	if (strcmp(cmd->name, "DELE") == 0 &&
+	    parse_msgnum(cmd->client, cmd->args, &msgnum)) {
+		/* (a DELE of no message is Dovecot's bad command) */
 		if (policy->view == POP3EXT_VIEW_RECENT) {
 			return refuse(cmd, rclient, "pop3ext_view=recent",
 				"-ERR [SYS/PERM] This is a read-only recent: "

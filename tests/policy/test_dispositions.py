@@ -172,6 +172,19 @@ class DispositionsTest(PolicyTestCase):
         with open(out) as f:
             return len(re.findall(r"^MAIL FROM:", f.read(), re.M))
 
+    def test_refused_dele_with_a_bad_argument_is_a_bad_command(self):
+        # as in stock Dovecot: a DELE of no message counts towards the
+        # limit of bad commands, refused by the policy or not
+        self.start({"u": {"pop3ext_on_dele": "refuse"}})
+        c = Conversation(self.d.pop3_port)
+        c.login("u", "secret")
+        out = c.command(b"DELE x\r\nDELE 9\r\n" * 10 + b"DELE 0\r\n")
+        self.assertEqual(len(out), 21, c.text())
+        self.assertFalse([r for r in out if b"[SYS/PERM]" in r], c.text())
+        self.assertEqual(c.read_response(False),
+                         b"-ERR Too many bad commands.\r\n")
+        c.close()
+
     def test_fetchmail_nokeep_with_on_dele_hide(self):
         """A client set to delete mail from the server: with on_dele=hide
         it downloads everything once, and the mail stays for IMAP."""
