@@ -130,8 +130,8 @@ static bool pop3ext_login_delay_ready(struct client *client,
 	if (puser == NULL || puser->policy_error != NULL)
 		return TRUE;
 	policy = &puser->policy;
-	if (policy->login_delay == 0 ||
-	    policy->view == POP3EXT_VIEW_RECENT)
+	/* recent: logins too: the same password, the same limit */
+	if (policy->login_delay == 0)
 		return TRUE;
 	event = event_create(client->user->event);
 	event_set_append_log_prefix(event, "pop3ext_pop3: ");
