@@ -439,6 +439,8 @@ static void quit_answer_failure(struct pop3ext_quit *quit)
 		client_disconnect(client, "Storage error during logout.");
 		return;
 	}
+	/* the deletions that were done count in the logout line */
+	client->delete_success = TRUE;
 	client_send_line(client, "-ERR [SYS/TEMP] Some deleted messages were "
 			 "not removed: archiving them failed.");
 	client_disconnect(client, "Archiving failed during logout.");

@@ -231,5 +231,21 @@ class ArchiveFailureTest(PolicyTestCase):
                          r"Archive mailbox \.\.bad")
 
 
+    def test_archive_failure_still_logs_the_deletions_done(self):
+        # on_retr=expunge removes message 2; on_dele's archive of message
+        # 1 fails, so message 1 stays: the logout line counts 1 deletion
+        self.start({"u": {"pop3ext_on_dele": "archive:..bad",
+                          "pop3ext_on_retr": "expunge"}})
+        p = self.d.pop3("u")
+        p.dele(1)
+        p.retr(2)
+        err = self.pop3_error(p, "QUIT")
+        self.assertTrue(err.startswith("-ERR [SYS/TEMP]"), err)
+        self.assertEqual(set(self.imap_messages("u")), {"u 0", "u 2"})
+        log = self.d.wait_log("Archiving failed during logout")
+        self.assertRegex(log, r"pop3\(u\).*Disconnected: Archiving failed "
+                         r"during logout\. .*del=1/3")
+
+
 class DispositionsSqlboxTest(DispositionsTest):
     storage = "sqlbox"
