@@ -26,9 +26,22 @@ void pop3ext_audit_mail(struct pop3ext_user *puser, const char *name,
 	struct event_passthrough *e;
 	const char *guid;
 	uoff_t size;
+	bool have_guid, have_size;
 
 	if (!puser->policy.audit || puser->policy_error != NULL)
 		return;
+
+	/* Look the message up before the passthrough event exists: the
+	   storage may log or emit events of its own meanwhile (dbox adds
+	   the save date to the cache, whose decision change is a
+	   passthrough event), and only one passthrough event can be under
+	   construction at a time. */
+	have_guid = mail_get_special(mail, MAIL_FETCH_GUID, &guid) == 0;
+	if (!have_guid)
+		guid = "";
+	have_size = mail_get_physical_size(mail, &size) == 0;
+	if (!have_size)
+		size = 0;
 
 	e = event_create_passthrough(puser->event)->
 		set_name(name)->
@@ -37,14 +50,10 @@ void pop3ext_audit_mail(struct pop3ext_user *puser, const char *name,
 		add_int("uid", mail->uid)->
 		add_str("policy", policy)->
 		add_str("decision", decision);
-	if (mail_get_special(mail, MAIL_FETCH_GUID, &guid) == 0)
+	if (have_guid)
 		e->add_str("guid", guid);
-	else
-		guid = "";
-	if (mail_get_physical_size(mail, &size) == 0)
+	if (have_size)
 		e->add_int("size", size);
-	else
-		size = 0;
 	e_info(e->event(), "%s: mailbox=%s uid=%u guid=%s size=%"PRIuUOFF_T
 	       " policy=%s decision=%s", name, mailbox_get_vname(mail->box),
 	       mail->uid, guid, size, policy, decision);

@@ -6,6 +6,12 @@
 #include "str-sanitize.h"
 #include "pop3ext-command-list.h"
 
+/* Handled by pop3-login before the session exists (pop3-login/client.c);
+   CAPA and QUIT exist after login too. */
+static const char *const pop3ext_pre_login_commands[] = {
+	"APOP", "AUTH", "PASS", "STLS", "USER", "XCLIENT", "XOIP", NULL
+};
+
 bool pop3ext_command_name_is_valid(const char *name)
 {
 	size_t len;
@@ -36,6 +42,15 @@ int pop3ext_command_list_parse(const char *value,
 			continue;
 		}
 		name = t_str_ucase(*tokens);
+		if (str_array_find(pop3ext_pre_login_commands, name)) {
+			if (error == NULL) {
+				error = t_strdup_printf(
+					"'%s' is a command before login: only "
+					"commands after login can be denied",
+					name);
+			}
+			continue;
+		}
 		if (!known_func(name, context)) {
 			if (error == NULL) {
 				error = t_strdup_printf(

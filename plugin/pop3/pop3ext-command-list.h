@@ -13,7 +13,9 @@ typedef bool pop3ext_command_known_func_t(const char *name, void *context);
 /* Parses a list of POP3 command names separated by spaces, tabs or commas
    (commas let a passwd-file userdb field carry a list) into upper-cased
    names in names_r, allocated from the data stack; duplicates are dropped.
-   Each name must be valid and known (known_func). Returns 0 on success, -1
+   Each name must be valid, no command that only exists before login
+   (USER, PASS, APOP, AUTH, STLS, ...: pop3-login handles those), and known
+   (known_func). Returns 0 on success, -1
    with *error_r naming the offending token otherwise; names_r then holds the
    names that did parse. */
 int pop3ext_command_list_parse(const char *value,

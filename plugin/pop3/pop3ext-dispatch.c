@@ -19,8 +19,10 @@
 #include "ioloop-private.h"
 #include "istream.h"
 #include "ostream.h"
+#include "ostream-null.h"
 #include "mail-user.h"
 #include "mail-namespace.h"
+#include "mail-storage-private.h"
 #include "pop3ext-command-list.h"
 #include "pop3ext-pop3-private.h"
 #include "pop3-commands.h"
@@ -35,6 +37,16 @@ struct pop3ext_pop3_hook {
 	void *context;
 };
 
+struct pop3ext_pop3_done_hook {
+	pop3ext_pop3_done_hook_t *done;
+	void *context;
+};
+
+struct pop3ext_pop3_session_hook {
+	const struct pop3ext_pop3_session_hooks *hooks;
+	void *context;
+};
+
 struct pop3ext_pop3_registered_command {
 	char *name;
 	pop3ext_pop3_command_func_t *func;
@@ -42,7 +54,16 @@ struct pop3ext_pop3_registered_command {
 };
 
 static ARRAY(struct pop3ext_pop3_hook) pop3ext_hooks;
+static ARRAY(struct pop3ext_pop3_done_hook) pop3ext_done_hooks;
+static ARRAY(struct pop3ext_pop3_session_hook) pop3ext_session_hooks;
 static ARRAY(struct pop3ext_pop3_registered_command) pop3ext_commands;
+
+#define POP3EXT_POP3_MAIL_CONTEXT(obj) \
+	MODULE_CONTEXT_REQUIRE(obj, pop3ext_pop3_mail_module)
+static MODULE_CONTEXT_DEFINE_INIT(pop3ext_pop3_mail_module,
+				  &mail_module_register);
+/* the client whose RETR or TOP handler runs now */
+static struct pop3ext_pop3_client *pop3ext_fetching;
 
 /* Dovecot's own commands after login (pop3-commands.c). LAST exists only
    with pop3_enable_last. */
@@ -102,6 +123,95 @@ void pop3ext_pop3_hook_unregister(pop3ext_pop3_pre_hook_t *pre,
 		}
 	}
 	i_panic("pop3ext_pop3: unregistering a hook never registered");
+}
+
+void pop3ext_pop3_done_hook_register(pop3ext_pop3_done_hook_t *done,
+				     void *context)
+{
+	const struct pop3ext_pop3_done_hook *hook;
+	struct pop3ext_pop3_done_hook new_hook = {
+		.done = done, .context = context
+	};
+
+	i_assert(done != NULL);
+	if (!array_is_created(&pop3ext_done_hooks))
+		i_array_init(&pop3ext_done_hooks, 8);
+	array_foreach(&pop3ext_done_hooks, hook) {
+		if (hook->done == done && hook->context == context)
+			i_panic("pop3ext_pop3: done-hook registered twice");
+	}
+	array_push_back(&pop3ext_done_hooks, &new_hook);
+}
+
+void pop3ext_pop3_done_hook_unregister(pop3ext_pop3_done_hook_t *done,
+				       void *context)
+{
+	const struct pop3ext_pop3_done_hook *hook;
+
+	if (array_is_created(&pop3ext_done_hooks)) {
+		array_foreach(&pop3ext_done_hooks, hook) {
+			if (hook->done == done && hook->context == context) {
+				array_delete(&pop3ext_done_hooks,
+					array_foreach_idx(&pop3ext_done_hooks,
+							  hook), 1);
+				return;
+			}
+		}
+	}
+	i_panic("pop3ext_pop3: unregistering a done-hook never registered");
+}
+
+void pop3ext_pop3_session_hooks_register(
+	const struct pop3ext_pop3_session_hooks *hooks, void *context)
+{
+	const struct pop3ext_pop3_session_hook *hook;
+	struct pop3ext_pop3_session_hook new_hook = {
+		.hooks = hooks, .context = context
+	};
+
+	if (!array_is_created(&pop3ext_session_hooks))
+		i_array_init(&pop3ext_session_hooks, 8);
+	array_foreach(&pop3ext_session_hooks, hook) {
+		if (hook->hooks == hooks && hook->context == context)
+			i_panic("pop3ext_pop3: session hooks registered twice");
+	}
+	array_push_back(&pop3ext_session_hooks, &new_hook);
+}
+
+void pop3ext_pop3_session_hooks_unregister(
+	const struct pop3ext_pop3_session_hooks *hooks, void *context)
+{
+	const struct pop3ext_pop3_session_hook *hook;
+
+	if (array_is_created(&pop3ext_session_hooks)) {
+		array_foreach(&pop3ext_session_hooks, hook) {
+			if (hook->hooks == hooks && hook->context == context) {
+				array_delete(&pop3ext_session_hooks,
+					array_foreach_idx(
+						&pop3ext_session_hooks, hook),
+					1);
+				return;
+			}
+		}
+	}
+	i_panic("pop3ext_pop3: unregistering session hooks never registered");
+}
+
+/* still allowed when a setting is unusable */
+static const char *const pop3ext_fail_closed_allowed[] = {
+	"CAPA", "NOOP", "RSET", "QUIT", NULL
+};
+
+enum pop3ext_pop3_hook_result
+pop3ext_pop3_refuse_fail_closed(struct pop3ext_pop3_command *cmd)
+{
+	if (str_array_find(pop3ext_fail_closed_allowed, cmd->name) ||
+	    !pop3ext_pop3_command_exists(cmd->client, cmd->name))
+		return POP3EXT_POP3_HOOK_CONTINUE;
+	client_send_line(cmd->client, "-ERR [SYS/TEMP] The %s command is "
+			 "unavailable: server configuration error.", cmd->name);
+	cmd->ret = 0;
+	return POP3EXT_POP3_HOOK_ANSWERED;
 }
 
 static struct pop3ext_pop3_registered_command *
@@ -176,11 +286,173 @@ void pop3ext_pop3_dispatch_deinit(void)
 		array_free(&pop3ext_commands);
 	}
 	array_free(&pop3ext_hooks);
+	array_free(&pop3ext_done_hooks);
+	array_free(&pop3ext_session_hooks);
+}
+
+/*
+ * Was the whole message sent? RETR and TOP read the mail's stream; the
+ * stream of the mail they allocate is watched until it is destroyed.
+ */
+
+static bool pop3ext_fetch_input_sent_all(struct istream *input)
+{
+	/* fetch reads until the stream reports its end, unless TOP's line
+	   count or the client stopped it first */
+	return input->stream_errno == 0 && input->eof &&
+		i_stream_get_data_size(input) == 0;
+}
+
+static void pop3ext_fetch_input_destroyed(struct pop3ext_pop3_client *pclient)
+{
+	pclient->fetch_sent_all =
+		pop3ext_fetch_input_sent_all(pclient->fetch_input);
+	pclient->fetch_input = NULL;
+}
+
+static int
+pop3ext_mail_get_stream(struct mail *_mail, bool get_body,
+			struct message_size *hdr_size,
+			struct message_size *body_size,
+			struct istream **stream_r)
+{
+	struct mail_private *mail = (struct mail_private *)_mail;
+	union mail_module_context *mmail = POP3EXT_POP3_MAIL_CONTEXT(mail);
+	struct pop3ext_pop3_client *pclient = pop3ext_fetching;
+
+	if (mmail->super.get_stream(_mail, get_body, hdr_size, body_size,
+				    stream_r) < 0)
+		return -1;
+	if (pclient != NULL && !pclient->fetch_watched && get_body) {
+		pclient->fetch_watched = TRUE;
+		pclient->fetch_input = *stream_r;
+		i_stream_add_destroy_callback(*stream_r,
+					      pop3ext_fetch_input_destroyed,
+					      pclient);
+	}
+	return 0;
+}
+
+void pop3ext_pop3_mail_allocated(struct mail *_mail)
+{
+	struct mail_private *mail = (struct mail_private *)_mail;
+	struct mail_vfuncs *v = mail->vlast;
+	union mail_module_context *mmail;
+
+	pop3ext_retention_mail_allocated(_mail);
+	/* only the mail that RETR or TOP sends */
+	if (pop3ext_fetching == NULL ||
+	    _mail->box != pop3ext_fetching->client->mailbox)
+		return;
+	mmail = p_new(mail->pool, union mail_module_context, 1);
+	mmail->super = *v;
+	mail->vlast = &mmail->super;
+	v->get_stream = pop3ext_mail_get_stream;
+	MODULE_CONTEXT_SET_SELF(mail, pop3ext_pop3_mail_module, mmail);
+}
+
+/* Whether the watched message was sent whole; forgets it. */
+static bool pop3ext_fetch_finish(struct pop3ext_pop3_client *pclient)
+{
+	bool sent_all;
+
+	if (pclient->fetch_input != NULL) {
+		/* the stream is still referenced elsewhere */
+		sent_all = pop3ext_fetch_input_sent_all(pclient->fetch_input);
+		i_stream_remove_destroy_callback(pclient->fetch_input,
+						 pop3ext_fetch_input_destroyed);
+		pclient->fetch_input = NULL;
+	} else {
+		sent_all = pclient->fetch_watched && pclient->fetch_sent_all;
+	}
+	pclient->fetch_watched = FALSE;
+	pclient->fetch_sent_all = FALSE;
+	return sent_all;
+}
+
+static void pop3ext_run_done_hooks(struct pop3ext_pop3_client *pclient,
+				   struct pop3ext_pop3_command *cmd,
+				   bool cut_short)
+{
+	const struct pop3ext_pop3_done_hook *hooks, *live;
+	unsigned int i, count;
+	bool registered;
+
+	cmd->pending = FALSE;
+	cmd->message_sent = pop3ext_fetch_finish(pclient) && !cut_short &&
+		(strcmp(cmd->name, "RETR") == 0 ||
+		 strcmp(cmd->name, "TOP") == 0);
+	if (!array_is_created(&pop3ext_done_hooks) ||
+	    array_count(&pop3ext_done_hooks) == 0)
+		return;
+	/* as with the other hooks: a copy, and only entries still there */
+	hooks = array_get(&pop3ext_done_hooks, &count);
+	hooks = p_memdup(unsafe_data_stack_pool, hooks, sizeof(*hooks) * count);
+	for (i = 0; i < count; i++) {
+		registered = FALSE;
+		array_foreach(&pop3ext_done_hooks, live) {
+			if (live->done == hooks[i].done &&
+			    live->context == hooks[i].context) {
+				registered = TRUE;
+				break;
+			}
+		}
+		if (registered)
+			hooks[i].done(cmd, hooks[i].context);
+	}
+}
+
+/* The reply of the streaming command has ended (or, cut_short, the
+   session is going away before it did). */
+static void pop3ext_pending_cmd_done(struct pop3ext_pop3_client *pclient,
+				     bool cut_short)
+{
+	struct pop3ext_pop3_command *cmd = &pclient->pending_cmd;
+
+	if (!pclient->have_pending_cmd)
+		return;
+	pclient->have_pending_cmd = FALSE;
+	T_BEGIN {
+		pop3ext_run_done_hooks(pclient, cmd, cut_short);
+	} T_END;
+	i_free(pclient->pending_name);
+	i_free(pclient->pending_args);
 }
 
 /*
  * Dispatch
+ *
+ * Hooks may register or unregister hooks while they run. Each run walks a
+ * copy of the registry taken when it starts (a hook registered meanwhile
+ * is called from the next command on) and calls an entry only while it is
+ * still registered (one unregistered meanwhile is not called again).
  */
+
+static struct pop3ext_pop3_hook *pop3ext_hooks_snapshot(unsigned int *count_r)
+{
+	const struct pop3ext_pop3_hook *hooks;
+
+	if (!array_is_created(&pop3ext_hooks) ||
+	    array_count(&pop3ext_hooks) == 0) {
+		*count_r = 0;
+		return NULL;
+	}
+	hooks = array_get(&pop3ext_hooks, count_r);
+	return p_memdup(unsafe_data_stack_pool, hooks,
+			sizeof(*hooks) * *count_r);
+}
+
+static bool pop3ext_hook_is_registered(const struct pop3ext_pop3_hook *hook)
+{
+	const struct pop3ext_pop3_hook *live;
+
+	array_foreach(&pop3ext_hooks, live) {
+		if (pop3ext_hook_equals(live, hook->pre, hook->post,
+					hook->context))
+			return TRUE;
+	}
+	return FALSE;
+}
 
 static int pop3ext_dispatch(struct client *client, const char *name,
 			    const char *args)
@@ -188,7 +460,7 @@ static int pop3ext_dispatch(struct client *client, const char *name,
 	struct pop3ext_pop3_command cmd;
 	const struct pop3ext_pop3_hook *hook;
 	const struct pop3ext_pop3_registered_command *rcmd;
-	unsigned int i, count = 0;
+	unsigned int i, count;
 
 	struct pop3ext_pop3_client *pclient =
 		POP3EXT_POP3_CLIENT_CONTEXT_REQUIRE(client);
@@ -206,12 +478,10 @@ static int pop3ext_dispatch(struct client *client, const char *name,
 	while (*cmd.args == ' ')
 		cmd.args++;
 
-	if (array_is_created(&pop3ext_hooks))
-		hook = array_get(&pop3ext_hooks, &count);
-	else
-		hook = NULL;
+	hook = pop3ext_hooks_snapshot(&count);
 	for (i = 0; i < count; i++) {
 		if (hook[i].pre != NULL &&
+		    pop3ext_hook_is_registered(&hook[i]) &&
 		    hook[i].pre(&cmd, hook[i].context) ==
 		    POP3EXT_POP3_HOOK_ANSWERED) {
 			cmd.answered_by_hook = TRUE;
@@ -220,6 +490,9 @@ static int pop3ext_dispatch(struct client *client, const char *name,
 	}
 
 	if (!cmd.answered_by_hook) {
+		if (strcmp(cmd.name, "RETR") == 0 ||
+		    strcmp(cmd.name, "TOP") == 0)
+			pop3ext_fetching = pclient;
 		rcmd = pop3ext_command_find(cmd.name);
 		if (rcmd != NULL)
 			cmd.ret = rcmd->func(client, cmd.args, rcmd->context);
@@ -227,15 +500,27 @@ static int pop3ext_dispatch(struct client *client, const char *name,
 			cmd.ret = pop3ext_pop3_cmd_capa(client);
 		else
 			cmd.ret = client_command_execute(client, name, args);
+		pop3ext_fetching = NULL;
 	}
 	cmd.pending = client->cmd != NULL;
 
-	/* hooks may have been registered or unregistered meanwhile */
-	if (array_is_created(&pop3ext_hooks))
-		hook = array_get(&pop3ext_hooks, &count);
 	for (i = 0; i < count; i++) {
-		if (hook[i].post != NULL)
+		if (hook[i].post != NULL &&
+		    pop3ext_hook_is_registered(&hook[i]))
 			hook[i].post(&cmd, hook[i].context);
+	}
+
+	if (!cmd.pending)
+		pop3ext_run_done_hooks(pclient, &cmd, FALSE);
+	else {
+		/* done when client->cmd returns to NULL */
+		i_assert(!pclient->have_pending_cmd);
+		pclient->pending_cmd = cmd;
+		pclient->pending_name = i_strdup(cmd.name);
+		pclient->pending_args = i_strdup(cmd.args);
+		pclient->pending_cmd.name = pclient->pending_name;
+		pclient->pending_cmd.args = pclient->pending_args;
+		pclient->have_pending_cmd = TRUE;
 	}
 	return cmd.ret;
 }
@@ -338,6 +623,8 @@ static int pop3ext_client_output(struct client *client)
 		/* not finished: come back when the client has read more */
 		return 0;
 	}
+	pop3ext_pending_cmd_done(POP3EXT_POP3_CLIENT_CONTEXT_REQUIRE(client),
+				 client->output->closed);
 
 	if (client->io == NULL && !client->input->closed &&
 	    o_stream_get_buffer_used_size(client->output) <
@@ -359,15 +646,94 @@ static int pop3ext_client_output(struct client *client)
  * Taking over a session
  */
 
+enum pop3ext_session_event {
+	POP3EXT_SESSION_CREATED,
+	POP3EXT_SESSION_READY,
+	POP3EXT_SESSION_DESTROYED,
+};
+
+/* Runs one kind of session hook (a copy of the registry, entries still
+   registered). READY stops at the first refusal: returns FALSE then. */
+static bool pop3ext_run_session_hooks(struct client *client,
+				      enum pop3ext_session_event event,
+				      char **reason_r)
+{
+	const struct pop3ext_pop3_session_hook *hooks, *live;
+	const struct pop3ext_pop3_session_hooks *h;
+	const char *reason;
+	unsigned int i, count;
+	bool registered, ret = TRUE;
+
+	if (!array_is_created(&pop3ext_session_hooks) ||
+	    array_count(&pop3ext_session_hooks) == 0)
+		return TRUE;
+	T_BEGIN {
+		hooks = array_get(&pop3ext_session_hooks, &count);
+		hooks = p_memdup(unsafe_data_stack_pool, hooks,
+				 sizeof(*hooks) * count);
+		for (i = 0; i < count && ret; i++) {
+			registered = FALSE;
+			array_foreach(&pop3ext_session_hooks, live) {
+				if (live->hooks == hooks[i].hooks &&
+				    live->context == hooks[i].context) {
+					registered = TRUE;
+					break;
+				}
+			}
+			if (!registered)
+				continue;
+			h = hooks[i].hooks;
+			switch (event) {
+			case POP3EXT_SESSION_CREATED:
+				if (h->created != NULL)
+					h->created(client, hooks[i].context);
+				break;
+			case POP3EXT_SESSION_READY:
+				reason = "Session refused";
+				if (h->ready != NULL &&
+				    !h->ready(client, hooks[i].context,
+					      &reason)) {
+					*reason_r = i_strdup(reason);
+					ret = FALSE;
+				}
+				break;
+			case POP3EXT_SESSION_DESTROYED:
+				if (h->destroyed != NULL)
+					h->destroyed(client, hooks[i].context);
+				break;
+			}
+		}
+	} T_END;
+	return ret;
+}
+
 static void pop3ext_pop3_client_destroy(struct client *client,
 					const char *reason)
 {
 	struct pop3ext_pop3_client *pclient =
 		POP3EXT_POP3_CLIENT_CONTEXT_REQUIRE(client);
 
-	pop3ext_login_delay_client_destroy(pclient);
+	/* a reply still streaming is cut short */
+	pop3ext_pending_cmd_done(pclient, TRUE);
+	(void)pop3ext_run_session_hooks(client, POP3EXT_SESSION_DESTROYED,
+					NULL);
+	o_stream_destroy(&pclient->refused_real_output);
+	i_free(pclient->refused_reason);
 	event_unref(&pclient->event);
 	pclient->module_ctx.super.destroy(client, reason);
+}
+
+/* A ready hook refused the session: what pop3 says from now on (its
+   "+OK Logged in." first) goes nowhere. */
+static void pop3ext_client_refuse(struct pop3ext_pop3_client *pclient,
+				  char *reason)
+{
+	struct client *client = pclient->client;
+
+	(void)o_stream_flush(client->output);
+	pclient->refused_real_output = client->output;
+	client->output = o_stream_create_null();
+	pclient->refused_reason = reason;
 }
 
 static pop3_client_created_func_t *pop3ext_next_hook_client_created;
@@ -376,6 +742,7 @@ void pop3ext_pop3_client_created(struct client **clientp)
 {
 	struct client *client = *clientp;
 	struct pop3ext_pop3_client *pclient;
+	char *reason;
 
 	if (mail_user_is_plugin_loaded(client->user, pop3ext_pop3_module)) {
 		pclient = p_new(client->pool, struct pop3ext_pop3_client, 1);
@@ -386,8 +753,11 @@ void pop3ext_pop3_client_created(struct client **clientp)
 		event_set_append_log_prefix(pclient->event, "pop3ext_pop3: ");
 		MODULE_CONTEXT_SET(client, pop3ext_pop3_client_module, pclient);
 
-		pop3ext_deny_client_init(pclient);
-		pop3ext_retention_client_init(pclient);
+		(void)pop3ext_run_session_hooks(client,
+						POP3EXT_SESSION_CREATED, NULL);
+		if (!pop3ext_run_session_hooks(client, POP3EXT_SESSION_READY,
+					       &reason))
+			pop3ext_client_refuse(pclient, reason);
 	}
 
 	if (pop3ext_next_hook_client_created != NULL)
@@ -400,8 +770,10 @@ static void pop3ext_client_take_over(struct pop3ext_pop3_client *pclient)
 	bool input_pending;
 
 	i_assert(client->io != NULL);
-	if (pop3ext_login_delay_finish(pclient)) {
-		/* refused: nothing is read from this client any more */
+	if (pclient->refused_reason != NULL) {
+		/* refused: nothing is read from this client any more; the
+		   client is destroyed from a timeout, once pop3 is done */
+		client_disconnect(client, pclient->refused_reason);
 		io_remove(&client->io);
 		return;
 	}

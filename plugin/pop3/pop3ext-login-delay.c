@@ -6,9 +6,9 @@
    (pop3ext_login_delay_dict), so that all servers sharing it agree.
 
    The decision is made when the pop3 session is created, before Dovecot
-   sends "+OK Logged in.": a refused login gets -ERR [LOGIN-DELAY] instead,
-   and its session ends as soon as pop3 has set it up (pop3 cannot be
-   stopped earlier); meanwhile its own output goes to a null stream.
+   sends "+OK Logged in." (a ready hook of the session): a refused login
+   gets -ERR [LOGIN-DELAY] instead, and the dispatcher ends its session as
+   soon as pop3 has set it up (pop3 cannot be stopped earlier).
 
    If the dict fails, the login is allowed and the error logged: the delay
    is a rate limit, and an unreachable dict must not lock everybody out. */
@@ -19,7 +19,6 @@
 #include "str.h"
 #include "sort.h"
 #include "ostream.h"
-#include "ostream-null.h"
 #include "dict.h"
 #include "mail-user.h"
 #include "mail-storage-settings.h"
@@ -118,41 +117,49 @@ static int login_delay_lookup(struct mail_user *user,
 	return 0;
 }
 
-void pop3ext_login_delay_check(struct pop3ext_pop3_client *pclient)
+/* The session's ready hook: refuses a login beyond the burst. */
+static bool pop3ext_login_delay_ready(struct client *client,
+				      void *context ATTR_UNUSED,
+				      const char **reason_r)
 {
-	struct client *client = pclient->client;
-	const struct pop3ext_policy *policy = &pclient->puser->policy;
+	struct pop3ext_user *puser = pop3ext_user_get(client->user);
+	const struct pop3ext_policy *policy;
+	struct event *event;
 	int wait;
 
-	if (policy->login_delay == 0 ||
-	    policy->view == POP3EXT_VIEW_RECENT)
-		return;
-	wait = login_delay_lookup(client->user, policy, pclient->event);
+	if (puser == NULL || puser->policy_error != NULL)
+		return TRUE;
+	policy = &puser->policy;
+	/* recent: logins too: the same password, the same limit */
+	if (policy->login_delay == 0)
+		return TRUE;
+	event = event_create(client->user->event);
+	event_set_append_log_prefix(event, "pop3ext_pop3: ");
+	wait = login_delay_lookup(client->user, policy, event);
+	event_unref(&event);
 	if (wait <= 0)
-		return;
+		return TRUE;
 
-	pop3ext_audit_command(pclient->puser, "pop3ext_refusal", "LOGIN",
+	pop3ext_audit_command(puser, "pop3ext_refusal", "LOGIN",
 			      "pop3ext_login_delay", "refused");
 	client_send_line(client, "-ERR [LOGIN-DELAY] Logins are limited to "
 			 "%u per %u seconds; try again in %d seconds.",
 			 policy->login_delay_burst, policy->login_delay, wait);
-	(void)o_stream_flush(client->output);
-	/* pop3 goes on setting up the session; what it says goes nowhere */
-	pclient->real_output = client->output;
-	client->output = o_stream_create_null();
-	pclient->login_delayed = TRUE;
+	*reason_r = "Login delayed (pop3ext_login_delay)";
+	return FALSE;
 }
 
-bool pop3ext_login_delay_finish(struct pop3ext_pop3_client *pclient)
+static const struct pop3ext_pop3_session_hooks pop3ext_login_delay_session = {
+	.ready = pop3ext_login_delay_ready,
+};
+
+void pop3ext_login_delay_init(void)
 {
-	if (!pclient->login_delayed)
-		return FALSE;
-	/* destroys the client from a timeout, once pop3 is done with it */
-	client_disconnect(pclient->client, "Login delayed (pop3ext_login_delay)");
-	return TRUE;
+	pop3ext_pop3_session_hooks_register(&pop3ext_login_delay_session, NULL);
 }
 
-void pop3ext_login_delay_client_destroy(struct pop3ext_pop3_client *pclient)
+void pop3ext_login_delay_deinit(void)
 {
-	o_stream_destroy(&pclient->real_output);
+	pop3ext_pop3_session_hooks_unregister(&pop3ext_login_delay_session,
+					      NULL);
 }

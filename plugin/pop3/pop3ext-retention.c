@@ -4,8 +4,11 @@
    storage-level enforcement are in the pop3ext plugin):
 
    - DELE is refused with -ERR [SYS/PERM] under pop3ext_on_dele = refuse,
-     and in a recent: session, which is read-only;
-   - RETR is remembered, and at QUIT (the UPDATE state, never before;
+     and in a recent: session, which is read-only: its mails ignore flag,
+     keyword and UIDL updates, and its INBOX keeps \Recent;
+   - a RETR (or a TOP that reached the end) that sent the whole message
+     is remembered (a done-hook: not for -ERR, a read error or a
+     disconnection in the middle), and at QUIT (the UPDATE state, never before;
      a dropped connection changes nothing) each DELEted message gets
      pop3ext_on_dele and each retrieved one pop3ext_on_retr, in the
      session's own transaction; the first retrieval of a message that stays
@@ -19,15 +22,11 @@
 #include "ioloop.h"
 #include "seq-range-array.h"
 #include "mail-namespace.h"
-#include "mail-storage.h"
+#include "mail-storage-private.h"
 #include "pop3ext-plugin.h"
 #include "pop3ext-state.h"
 #include "pop3ext-pop3-private.h"
-
-/* still allowed when the policy is unknown */
-static const char *const pop3ext_retention_always_allowed[] = {
-	"CAPA", "NOOP", "RSET", "QUIT", NULL
-};
+#include "pop3-commands.h"
 
 #define BIT_IS_SET(mask, n) \
 	(((mask)[(n) / CHAR_BIT] & (1 << ((n) % CHAR_BIT))) != 0)
@@ -35,6 +34,22 @@ static const char *const pop3ext_retention_always_allowed[] = {
 	((mask)[(n) / CHAR_BIT] |= (1 << ((n) % CHAR_BIT)))
 #define BIT_CLEAR(mask, n) \
 	((mask)[(n) / CHAR_BIT] &= ~(1 << ((n) % CHAR_BIT)))
+
+#define POP3EXT_RETENTION_CONTEXT(obj) \
+	MODULE_CONTEXT(obj, pop3ext_retention_client_module)
+
+/* the retention policy's state of a session */
+struct pop3ext_retention_client {
+	union pop3_module_context module_ctx;
+	struct client *client;
+	/* the policy engine's user (NULL if pop3ext is not loaded) */
+	struct pop3ext_user *puser;
+	/* [msgnum/8]: retrieved (sent whole) in this session */
+	unsigned char *retrieved;
+};
+
+static MODULE_CONTEXT_DEFINE_INIT(pop3ext_retention_client_module,
+				  &pop3_module_register);
 
 struct pop3ext_quit {
 	struct client *client;
@@ -81,23 +96,28 @@ static struct mail *client_mail(struct client *client, uint32_t msgnum)
  * Session setup
  */
 
-void pop3ext_retention_client_init(struct pop3ext_pop3_client *pclient)
+static void pop3ext_retention_session_created(struct client *client,
+					      void *context ATTR_UNUSED)
 {
-	struct client *client = pclient->client;
+	struct pop3ext_retention_client *rclient;
 	struct pop3ext_user *puser = pop3ext_user_get(client->user);
 
 	if (puser == NULL)
 		return;
-	pclient->puser = puser;
+	rclient = p_new(client->pool, struct pop3ext_retention_client, 1);
+	rclient->client = client;
+	rclient->puser = puser;
+	MODULE_CONTEXT_SET(client, pop3ext_retention_client_module, rclient);
 	/* the storage filters the listing only with us to keep pop3's
 	   message list consistent */
 	puser->pop3_frontend = TRUE;
-	if (puser->policy_error != NULL) {
+	if (puser->policy_error != NULL)
 		pop3ext_user_log_policy_error(puser);
-		return;
-	}
-	pop3ext_login_delay_check(pclient);
 }
+
+static const struct pop3ext_pop3_session_hooks pop3ext_retention_session = {
+	.created = pop3ext_retention_session_created,
+};
 
 /* pop3 reads the filtered listing with all_seqs = 1..N when it has no
    pop3_deleted_flag; UIDL and RSET search by all_seqs, so it must name the
@@ -161,7 +181,7 @@ static void quit_archive(struct pop3ext_quit *quit, const char *name,
 
 /* Sorts each message into what QUIT does with it. */
 static void quit_classify(struct pop3ext_quit *quit,
-			  struct pop3ext_pop3_client *pclient)
+			  struct pop3ext_retention_client *rclient)
 {
 	struct client *client = quit->client;
 	const struct pop3ext_policy *policy = &quit->puser->policy;
@@ -171,8 +191,8 @@ static void quit_classify(struct pop3ext_quit *quit,
 	for (msgnum = 0; msgnum < client->messages_count; msgnum++) {
 		deleted = client->deleted && client->deleted_bitmask != NULL &&
 			BIT_IS_SET(client->deleted_bitmask, msgnum);
-		retrieved = pclient->retrieved != NULL &&
-			BIT_IS_SET(pclient->retrieved, msgnum);
+		retrieved = rclient->retrieved != NULL &&
+			BIT_IS_SET(rclient->retrieved, msgnum);
 		seq = client_msgnum_to_seq(client, msgnum);
 
 		if (deleted) {
@@ -419,21 +439,24 @@ static void quit_answer_failure(struct pop3ext_quit *quit)
 		client_disconnect(client, "Storage error during logout.");
 		return;
 	}
+	/* the deletions that were done count in the logout line */
+	client->delete_success = TRUE;
 	client_send_line(client, "-ERR [SYS/TEMP] Some deleted messages were "
 			 "not removed: archiving them failed.");
 	client_disconnect(client, "Archiving failed during logout.");
 }
 
-static bool pop3ext_retention_quit(struct pop3ext_pop3_client *pclient)
+static bool pop3ext_retention_quit(struct pop3ext_retention_client *rclient)
 {
-	struct client *client = pclient->client;
+	struct client *client = rclient->client;
 	struct pop3ext_quit quit;
 	unsigned int i;
 	uint32_t msgnum;
 
+	pop3ext_pop3_crash_point("quit-begin");
 	if (client->trans == NULL)
 		return FALSE;
-	if (pclient->puser->policy.view == POP3EXT_VIEW_RECENT) {
+	if (rclient->puser->policy.view == POP3EXT_VIEW_RECENT) {
 		/* read-only: not even \Seen */
 		if (client->seen_bitmask != NULL) {
 			memset(client->seen_bitmask, 0,
@@ -445,18 +468,22 @@ static bool pop3ext_retention_quit(struct pop3ext_pop3_client *pclient)
 
 	i_zero(&quit);
 	quit.client = client;
-	quit.puser = pclient->puser;
+	quit.puser = rclient->puser;
 	t_array_init(&quit.hide_dele, 8);
 	t_array_init(&quit.hide_retr, 8);
 	t_array_init(&quit.seen, 8);
 	t_array_init(&quit.keep_retrieved, 8);
-	quit_classify(&quit, pclient);
+	quit_classify(&quit, rclient);
 
 	for (i = 0; i < N_ELEMENTS(quit.archive_name); i++) {
-		if (quit.archive_name[i] == NULL ||
-		    quit_archive_copy(&quit, quit.archive_name[i],
-				      &quit.archive[i]) == 0)
+		if (quit.archive_name[i] == NULL)
 			continue;
+		pop3ext_pop3_crash_point("quit-archive-before-copy");
+		if (quit_archive_copy(&quit, quit.archive_name[i],
+				      &quit.archive[i]) == 0) {
+			pop3ext_pop3_crash_point("quit-archive-after-commit");
+			continue;
+		}
 		/* not archived: not removed either */
 		for (msgnum = 0; msgnum < client->messages_count; msgnum++) {
 			if (seq_range_exists(&quit.archive[i],
@@ -465,14 +492,89 @@ static bool pop3ext_retention_quit(struct pop3ext_pop3_client *pclient)
 		}
 	}
 	quit_gate_expunges(&quit);
+	pop3ext_pop3_crash_point("quit-after-gate");
 	quit_apply_hide_seen(&quit);
+	pop3ext_pop3_crash_point("quit-after-hide");
 	quit_record_retrievals(&quit);
+	pop3ext_pop3_crash_point("quit-after-retrievals");
 	if (quit.error != NULL) {
 		quit_answer_failure(&quit);
 		return TRUE;
 	}
-	/* Dovecot's QUIT commits all of it in one transaction */
+	pop3ext_pop3_crash_point("quit-commit-before");
 	return FALSE;
+}
+
+/*
+ * A recent: session is read-only in every way
+ */
+
+static MODULE_CONTEXT_DEFINE_INIT(pop3ext_recent_mail_module,
+				  &mail_module_register);
+
+static bool pop3ext_box_is_recent_session(struct mailbox *box)
+{
+	struct pop3ext_user *puser;
+
+	if ((box->flags & MAILBOX_FLAG_POP3_SESSION) == 0)
+		return FALSE;
+	puser = pop3ext_user_get(box->storage->user);
+	return puser != NULL && puser->policy_error == NULL &&
+		puser->policy.view == POP3EXT_VIEW_RECENT;
+}
+
+/* The POP3 session's INBOX: \Recent stays for IMAP, and pop3 treats the
+   mailbox as read-only (QUIT changes no flags). */
+void pop3ext_retention_mailbox_allocated(struct mailbox *box)
+{
+	if (!pop3ext_box_is_recent_session(box))
+		return;
+	box->flags &= ENUM_NEGATE(MAILBOX_FLAG_DROP_RECENT);
+	box->flags |= MAILBOX_FLAG_READONLY;
+}
+
+static void
+pop3ext_recent_update_flags(struct mail *mail ATTR_UNUSED,
+			    enum modify_type modify_type ATTR_UNUSED,
+			    enum mail_flags flags ATTR_UNUSED)
+{
+}
+
+static void
+pop3ext_recent_update_keywords(struct mail *mail ATTR_UNUSED,
+			       enum modify_type modify_type ATTR_UNUSED,
+			       struct mail_keywords *keywords ATTR_UNUSED)
+{
+}
+
+static void pop3ext_recent_update_pop3_uidl(struct mail *mail ATTR_UNUSED,
+					    const char *uidl ATTR_UNUSED)
+{
+}
+
+static void pop3ext_recent_expunge(struct mail *mail ATTR_UNUSED)
+{
+}
+
+/* Whatever a command does with the session's mails changes nothing: RETR's
+   \Seen, RSET's removal of \Seen (pop3_enable_last), the UIDLs that
+   pop3_save_uidl stores, an expunge. */
+void pop3ext_retention_mail_allocated(struct mail *_mail)
+{
+	struct mail_private *mail = (struct mail_private *)_mail;
+	struct mail_vfuncs *v = mail->vlast;
+	union mail_module_context *mmail;
+
+	if (!pop3ext_box_is_recent_session(_mail->box))
+		return;
+	mmail = p_new(mail->pool, union mail_module_context, 1);
+	mmail->super = *v;
+	mail->vlast = &mmail->super;
+	v->update_flags = pop3ext_recent_update_flags;
+	v->update_keywords = pop3ext_recent_update_keywords;
+	v->update_pop3_uidl = pop3ext_recent_update_pop3_uidl;
+	v->expunge = pop3ext_recent_expunge;
+	MODULE_CONTEXT_SET_SELF(mail, pop3ext_recent_mail_module, mmail);
 }
 
 /*
@@ -480,21 +582,22 @@ static bool pop3ext_retention_quit(struct pop3ext_pop3_client *pclient)
  */
 
 static enum pop3ext_pop3_hook_result
-refuse(struct pop3ext_pop3_command *cmd, struct pop3ext_pop3_client *pclient,
+refuse(struct pop3ext_pop3_command *cmd,
+       struct pop3ext_retention_client *rclient,
        const char *policy, const char *text)
 {
 	uint32_t msgnum;
 	struct mail *mail;
 
-	if (pclient->puser->policy.audit &&
+	if (rclient->puser->policy.audit &&
 	    parse_msgnum(cmd->client, cmd->args, &msgnum) &&
 	    cmd->client->trans != NULL) {
 		mail = client_mail(cmd->client, msgnum);
-		pop3ext_audit_mail(pclient->puser, "pop3ext_refusal", mail,
+		pop3ext_audit_mail(rclient->puser, "pop3ext_refusal", mail,
 				   policy, "refused");
 		mail_free(&mail);
 	} else {
-		pop3ext_audit_command(pclient->puser, "pop3ext_refusal",
+		pop3ext_audit_command(rclient->puser, "pop3ext_refusal",
 				      cmd->name, policy, "refused");
 	}
 	client_send_line(cmd->client, "%s", text);
@@ -506,79 +609,106 @@ static enum pop3ext_pop3_hook_result
 pop3ext_retention_pre_hook(struct pop3ext_pop3_command *cmd,
 			   void *context ATTR_UNUSED)
 {
-	struct pop3ext_pop3_client *pclient =
-		POP3EXT_POP3_CLIENT_CONTEXT(cmd->client);
+	struct pop3ext_retention_client *rclient =
+		POP3EXT_RETENTION_CONTEXT(cmd->client);
 	const struct pop3ext_policy *policy;
+	uint32_t msgnum;
 
-	if (pclient == NULL || pclient->puser == NULL)
+	if (rclient == NULL || rclient->puser == NULL)
 		return POP3EXT_POP3_HOOK_CONTINUE;
-	if (pclient->puser->policy_error != NULL) {
-		if (str_array_find(pop3ext_retention_always_allowed, cmd->name) ||
-		    !pop3ext_pop3_command_exists(cmd->client, cmd->name))
-			return POP3EXT_POP3_HOOK_CONTINUE;
-		client_send_line(cmd->client, "-ERR [SYS/TEMP] The %s command "
-				 "is unavailable: server configuration error.",
-				 cmd->name);
-		cmd->ret = 0;
-		return POP3EXT_POP3_HOOK_ANSWERED;
-	}
+	if (rclient->puser->policy_error != NULL)
+		return pop3ext_pop3_refuse_fail_closed(cmd);
 
-	policy = &pclient->puser->policy;
-	if (strcmp(cmd->name, "DELE") == 0) {
+	policy = &rclient->puser->policy;
+	if (strcmp(cmd->name, "DELE") == 0 &&
+	    parse_msgnum(cmd->client, cmd->args, &msgnum)) {
+		/* (a DELE of no message is Dovecot's bad command) */
 		if (policy->view == POP3EXT_VIEW_RECENT) {
-			return refuse(cmd, pclient, "pop3ext_view=recent",
+			return refuse(cmd, rclient, "pop3ext_view=recent",
 				"-ERR [SYS/PERM] This is a read-only recent: "
 				"session; messages are not deleted.");
 		}
 		if (policy->on_dele == POP3EXT_ON_DELE_REFUSE) {
-			return refuse(cmd, pclient, "pop3ext_on_dele=refuse",
+			return refuse(cmd, rclient, "pop3ext_on_dele=refuse",
 				"-ERR [SYS/PERM] Messages of this account stay "
 				"on the server: DELE is not allowed.");
 		}
-	} else if (strcmp(cmd->name, "QUIT") == 0) {
-		if (pop3ext_retention_quit(pclient)) {
-			cmd->ret = 1;
-			return POP3EXT_POP3_HOOK_ANSWERED;
-		}
 	}
 	return POP3EXT_POP3_HOOK_CONTINUE;
+}
+
+/* QUIT's handler: it runs only once every pre-hook has let QUIT through,
+   so the UPDATE-state work never happens for a QUIT that is refused. */
+static int pop3ext_retention_cmd_quit(struct client *client, const char *args,
+				      void *context ATTR_UNUSED)
+{
+	struct pop3ext_retention_client *rclient =
+		POP3EXT_RETENTION_CONTEXT(client);
+	int ret;
+
+	if (rclient != NULL && rclient->puser != NULL &&
+	    rclient->puser->policy_error == NULL &&
+	    pop3ext_retention_quit(rclient))
+		return 1;
+	/* Dovecot's QUIT commits all of it in one transaction */
+	ret = client_command_execute(client, "QUIT", args);
+	pop3ext_pop3_crash_point("quit-commit-after");
+	return ret;
 }
 
 static void
 pop3ext_retention_post_hook(const struct pop3ext_pop3_command *cmd,
 			    void *context ATTR_UNUSED)
 {
-	struct pop3ext_pop3_client *pclient =
-		POP3EXT_POP3_CLIENT_CONTEXT(cmd->client);
+	struct pop3ext_retention_client *rclient =
+		POP3EXT_RETENTION_CONTEXT(cmd->client);
+	struct client *client = cmd->client;
+	uint32_t msgnum;
+
+	if (rclient == NULL || rclient->puser == NULL || cmd->answered_by_hook)
+		return;
+	if (rclient->puser->policy_error == NULL &&
+	    rclient->puser->policy.view == POP3EXT_VIEW_RECENT &&
+	    strcmp(cmd->name, "RETR") == 0 &&
+	    parse_msgnum(client, cmd->args, &msgnum) &&
+	    client->seen_bitmask != NULL &&
+	    BIT_IS_SET(client->seen_bitmask, msgnum)) {
+		/* read-only: a dropped connection would otherwise still
+		   flush the \Seen that RETR set when it began */
+		BIT_CLEAR(client->seen_bitmask, msgnum);
+		client->seen_change_count--;
+	}
+}
+
+/* A message counts as retrieved only once RETR (or a TOP that reached the
+   end) has sent all of it: not for -ERR, a read error or a disconnection
+   in the middle. */
+static void
+pop3ext_retention_done_hook(const struct pop3ext_pop3_command *cmd,
+			    void *context ATTR_UNUSED)
+{
+	struct pop3ext_retention_client *rclient =
+		POP3EXT_RETENTION_CONTEXT(cmd->client);
 	struct client *client = cmd->client;
 	struct mail *mail;
 	uint32_t msgnum;
 
-	if (pclient == NULL || pclient->puser == NULL ||
-	    pclient->puser->policy_error != NULL || cmd->answered_by_hook ||
-	    cmd->ret < 0 || strcmp(cmd->name, "RETR") != 0 ||
+	if (!cmd->message_sent || rclient == NULL || rclient->puser == NULL ||
+	    rclient->puser->policy_error != NULL ||
 	    !parse_msgnum(client, cmd->args, &msgnum))
 		return;
 
-	if (pclient->retrieved == NULL) {
+	if (rclient->retrieved == NULL) {
 		/* the message count is fixed once pop3 has read the mailbox */
-		pclient->retrieved = p_new(client->pool, unsigned char,
+		rclient->retrieved = p_new(client->pool, unsigned char,
 					   MSGS_BITMASK_SIZE(client));
 	}
-	BIT_SET(pclient->retrieved, msgnum);
-	if (pclient->puser->policy.view == POP3EXT_VIEW_RECENT &&
-	    client->seen_bitmask != NULL &&
-	    BIT_IS_SET(client->seen_bitmask, msgnum)) {
-		/* read-only: a dropped connection would otherwise still
-		   flush \Seen */
-		BIT_CLEAR(client->seen_bitmask, msgnum);
-		client->seen_change_count--;
-	}
-	if (pclient->puser->policy.audit && client->trans != NULL) {
+	BIT_SET(rclient->retrieved, msgnum);
+	if (rclient->puser->policy.audit && client->trans != NULL) {
 		mail = client_mail(client, msgnum);
-		pop3ext_audit_mail(pclient->puser, "pop3ext_retrieval", mail,
+		pop3ext_audit_mail(rclient->puser, "pop3ext_retrieval", mail,
 				   t_strdup_printf("pop3ext_on_retr=%s",
-					pop3ext_policy_value(&pclient->puser->policy,
+					pop3ext_policy_value(&rclient->puser->policy,
 							     POP3EXT_SET_ON_RETR)),
 				   "retrieved");
 		mail_free(&mail);
@@ -589,20 +719,25 @@ static void pop3ext_retention_capa(struct client *client,
 				   struct pop3ext_pop3_capa *capa,
 				   void *context ATTR_UNUSED)
 {
-	struct pop3ext_pop3_client *pclient =
-		POP3EXT_POP3_CLIENT_CONTEXT(client);
+	struct pop3ext_retention_client *rclient =
+		POP3EXT_RETENTION_CONTEXT(client);
 	const struct pop3ext_policy *policy;
 
-	if (pclient == NULL || pclient->puser == NULL)
+	if (rclient == NULL || rclient->puser == NULL)
 		return;
-	if (pclient->puser->policy_error != NULL) {
+	if (rclient->puser->policy_error != NULL) {
 		/* nothing is expunged while the policy is unknown */
 		pop3ext_pop3_capa_add(capa, "EXPIRE NEVER");
 		return;
 	}
-	policy = &pclient->puser->policy;
-	pop3ext_pop3_capa_add(capa, t_strconcat("EXPIRE ",
-		pop3ext_policy_expire_capability(policy), NULL));
+	policy = &rclient->puser->policy;
+	if (policy->view == POP3EXT_VIEW_RECENT) {
+		/* read-only: it hides, expunges and records nothing */
+		pop3ext_pop3_capa_add(capa, "EXPIRE NEVER");
+	} else {
+		pop3ext_pop3_capa_add(capa, t_strconcat("EXPIRE ",
+			pop3ext_policy_expire_capability(policy), NULL));
+	}
 	if (policy->login_delay > 0) {
 		pop3ext_pop3_capa_add(capa, t_strdup_printf("LOGIN-DELAY %u",
 			policy->login_delay));
@@ -611,14 +746,20 @@ static void pop3ext_retention_capa(struct client *client,
 
 void pop3ext_retention_init(void)
 {
+	pop3ext_pop3_session_hooks_register(&pop3ext_retention_session, NULL);
 	pop3ext_pop3_hook_register(pop3ext_retention_pre_hook,
 				   pop3ext_retention_post_hook, NULL);
+	pop3ext_pop3_done_hook_register(pop3ext_retention_done_hook, NULL);
+	pop3ext_pop3_command_register("QUIT", pop3ext_retention_cmd_quit, NULL);
 	pop3ext_pop3_capa_register(pop3ext_retention_capa, NULL);
 }
 
 void pop3ext_retention_deinit(void)
 {
 	pop3ext_pop3_capa_unregister(pop3ext_retention_capa, NULL);
+	pop3ext_pop3_command_unregister("QUIT");
+	pop3ext_pop3_done_hook_unregister(pop3ext_retention_done_hook, NULL);
 	pop3ext_pop3_hook_unregister(pop3ext_retention_pre_hook,
 				     pop3ext_retention_post_hook, NULL);
+	pop3ext_pop3_session_hooks_unregister(&pop3ext_retention_session, NULL);
 }

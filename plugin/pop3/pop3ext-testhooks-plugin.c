@@ -3,7 +3,8 @@
 /* A pop3 plugin that uses nothing but the public pop3ext-pop3.h API, built
    for the tests only (check_LTLIBRARIES, never installed): it shows that
    another plugin can add commands (one with a streaming reply), answer a
-   command in a pre-hook, see outcomes in a post-hook and extend CAPA. */
+   command in a pre-hook, see outcomes in a post-hook and
+   completions in a done-hook, and extend CAPA. */
 
 #include "lib.h"
 #include "ostream.h"
@@ -77,6 +78,64 @@ static int testhooks_cmd_xlines(struct client *client, const char *args,
 	return 1;
 }
 
+/* Hooks that register and unregister hooks while the dispatcher runs
+   them: "NOOP register" registers two more (from a pre-hook); the next
+   "NOOP register" makes the first of them register the rest (up to
+   TESTHOOKS_EXTRA), so that the registry grows while it is being walked;
+   "NOOP unregister" removes them (from a pre-hook),
+   "NOOP unregister-post" from a post-hook. Each logs when it runs. */
+#define TESTHOOKS_EXTRA 24
+static unsigned int testhooks_extra_ids[TESTHOOKS_EXTRA];
+static unsigned int testhooks_extra_count;
+/* "NOOP refuse-quit": the next QUIT is answered -ERR by a pre-hook that
+   runs after every other (registered last) */
+static bool testhooks_refuse_quit;
+
+static enum pop3ext_pop3_hook_result
+testhooks_extra_pre(struct pop3ext_pop3_command *cmd, void *context);
+static void testhooks_extra_post(const struct pop3ext_pop3_command *cmd,
+				 void *context);
+
+static void testhooks_extra_register(unsigned int count)
+{
+	while (testhooks_extra_count < count) {
+		unsigned int *id = &testhooks_extra_ids[testhooks_extra_count];
+
+		*id = testhooks_extra_count++;
+		pop3ext_pop3_hook_register(testhooks_extra_pre,
+					   testhooks_extra_post, id);
+	}
+}
+
+static void testhooks_extra_unregister(void)
+{
+	while (testhooks_extra_count > 0) {
+		pop3ext_pop3_hook_unregister(testhooks_extra_pre,
+			testhooks_extra_post,
+			&testhooks_extra_ids[--testhooks_extra_count]);
+	}
+}
+
+static enum pop3ext_pop3_hook_result
+testhooks_extra_pre(struct pop3ext_pop3_command *cmd, void *context)
+{
+	unsigned int id = *(unsigned int *)context;
+
+	i_info("testhooks: extra pre %u %s %s", id, cmd->name, cmd->args);
+	if (id == 0 && strcmp(cmd->name, "NOOP") == 0 &&
+	    strcmp(cmd->args, "register") == 0)
+		testhooks_extra_register(TESTHOOKS_EXTRA);
+	return POP3EXT_POP3_HOOK_CONTINUE;
+}
+
+static void testhooks_extra_post(const struct pop3ext_pop3_command *cmd,
+				 void *context)
+{
+	unsigned int id = *(unsigned int *)context;
+
+	i_info("testhooks: extra post %u %s %s", id, cmd->name, cmd->args);
+}
+
 /* NOOP refuse: answered by the pre-hook */
 static enum pop3ext_pop3_hook_result
 testhooks_pre(struct pop3ext_pop3_command *cmd, void *context)
@@ -90,7 +149,29 @@ testhooks_pre(struct pop3ext_pop3_command *cmd, void *context)
 		cmd->ret = 0;
 		return POP3EXT_POP3_HOOK_ANSWERED;
 	}
+	if (strcmp(cmd->name, "NOOP") == 0 &&
+	    strcmp(cmd->args, "register") == 0 && testhooks_extra_count == 0)
+		testhooks_extra_register(2);
+	if (strcmp(cmd->name, "NOOP") == 0 &&
+	    strcmp(cmd->args, "unregister") == 0)
+		testhooks_extra_unregister();
+	if (strcmp(cmd->name, "NOOP") == 0 &&
+	    strcmp(cmd->args, "refuse-quit") == 0)
+		testhooks_refuse_quit = TRUE;
 	return POP3EXT_POP3_HOOK_CONTINUE;
+}
+
+static enum pop3ext_pop3_hook_result
+testhooks_last_pre(struct pop3ext_pop3_command *cmd,
+		   void *context ATTR_UNUSED)
+{
+	if (!testhooks_enabled(cmd->client) || !testhooks_refuse_quit ||
+	    strcmp(cmd->name, "QUIT") != 0)
+		return POP3EXT_POP3_HOOK_CONTINUE;
+	testhooks_refuse_quit = FALSE;
+	client_send_line(cmd->client, "-ERR QUIT refused by testhooks");
+	cmd->ret = 0;
+	return POP3EXT_POP3_HOOK_ANSWERED;
 }
 
 static void testhooks_post(const struct pop3ext_pop3_command *cmd,
@@ -101,7 +182,52 @@ static void testhooks_post(const struct pop3ext_pop3_command *cmd,
 	i_info("testhooks: post %s args=%s ret=%d hook=%d pending=%d",
 	       cmd->name, cmd->args, cmd->ret, cmd->answered_by_hook ? 1 : 0,
 	       cmd->pending ? 1 : 0);
+	if (strcmp(cmd->name, "NOOP") == 0 &&
+	    strcmp(cmd->args, "unregister-post") == 0)
+		testhooks_extra_unregister();
 }
+
+static void testhooks_done(const struct pop3ext_pop3_command *cmd,
+			   void *context ATTR_UNUSED)
+{
+	if (!testhooks_enabled(cmd->client))
+		return;
+	i_info("testhooks: done %s args=%s sent=%d", cmd->name, cmd->args,
+	       cmd->message_sent ? 1 : 0);
+}
+
+static void testhooks_session_created(struct client *client,
+				      void *context ATTR_UNUSED)
+{
+	if (testhooks_enabled(client))
+		i_info("testhooks: session created");
+}
+
+/* a user with testhooks_refuse set is refused */
+static bool testhooks_session_ready(struct client *client,
+				    void *context ATTR_UNUSED,
+				    const char **reason_r)
+{
+	if (!testhooks_enabled(client) ||
+	    mail_user_plugin_getenv(client->user, "testhooks_refuse") == NULL)
+		return TRUE;
+	client_send_line(client, "-ERR refused by testhooks");
+	*reason_r = "Refused by testhooks";
+	return FALSE;
+}
+
+static void testhooks_session_destroyed(struct client *client,
+					void *context ATTR_UNUSED)
+{
+	if (testhooks_enabled(client))
+		i_info("testhooks: session destroyed");
+}
+
+static const struct pop3ext_pop3_session_hooks testhooks_session = {
+	.created = testhooks_session_created,
+	.ready = testhooks_session_ready,
+	.destroyed = testhooks_session_destroyed,
+};
 
 static void testhooks_capa(struct client *client,
 			   struct pop3ext_pop3_capa *capa,
@@ -122,12 +248,19 @@ void pop3ext_testhooks_plugin_init(struct module *module)
 	pop3ext_pop3_command_register("xlines", testhooks_cmd_xlines, NULL);
 	pop3ext_pop3_hook_register(testhooks_pre, testhooks_post,
 				   &testhooks_module);
+	pop3ext_pop3_done_hook_register(testhooks_done, NULL);
 	pop3ext_pop3_capa_register(testhooks_capa, NULL);
+	pop3ext_pop3_hook_register(testhooks_last_pre, NULL, NULL);
+	pop3ext_pop3_session_hooks_register(&testhooks_session, NULL);
 }
 
 void pop3ext_testhooks_plugin_deinit(void)
 {
+	pop3ext_pop3_session_hooks_unregister(&testhooks_session, NULL);
+	testhooks_extra_unregister();
+	pop3ext_pop3_hook_unregister(testhooks_last_pre, NULL, NULL);
 	pop3ext_pop3_capa_unregister(testhooks_capa, NULL);
+	pop3ext_pop3_done_hook_unregister(testhooks_done, NULL);
 	pop3ext_pop3_hook_unregister(testhooks_pre, testhooks_post,
 				     &testhooks_module);
 	pop3ext_pop3_command_unregister("XLINES");

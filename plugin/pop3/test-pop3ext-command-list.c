@@ -82,7 +82,13 @@ static void test_command_list_parse_invalid(void)
 	} tests[] = {
 		{ "DELETE", "", "'DELETE' is not a POP3 command of this server" },
 		{ "DELE;TOP", "", "'DELE;TOP' is not a command name" },
-		{ "DELE USER", "DELE", "'USER' is not a POP3 command of this server" },
+		{ "DELE USER", "DELE", "'USER' is a command before login: only "
+		  "commands after login can be denied" },
+		{ "apop", "", "'APOP' is a command before login" },
+		{ "PASS,TOP", "TOP", "'PASS' is a command before login" },
+		{ "AUTH", "", "'AUTH' is a command before login" },
+		{ "STLS", "", "'STLS' is a command before login" },
+		{ "XCLIENT", "", "'XCLIENT' is a command before login" },
 		{ "TOP D\xc3\xa9LE RETR", "TOP RETR", "is not a command name" },
 		{ "TOP ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456", "TOP",
 		  "is not a command name" },

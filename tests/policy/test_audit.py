@@ -1,6 +1,6 @@
 """pop3ext_audit: named pop3ext_* events for each retrieval, deletion,
 hide, refusal, held expunge and sweep expunge, with typed fields, written
-by Dovecot's own event_exporter."""
+by Dovecot's own event_exporter; on maildir, sdbox, mdbox and sqlbox."""
 
 import json
 import re
@@ -105,8 +105,23 @@ class AuditTest(PolicyTestCase):
         p.retr(1)
         p.dele(1)
         p.quit()
-        time.sleep(1)
-        self.assertFalse([e for e in self.exported("none", timeout=0)
+        # the session's own log lines come before its Disconnected line
+        log = self.d.wait_log("pop3(quiet)")
+        deadline = time.monotonic() + 10
+        while not re.search(r"pop3\(quiet\).*Disconnected", log) and \
+                time.monotonic() < deadline:
+            time.sleep(0.05)
+            log = self.d.log()
+        self.assertRegex(log, r"pop3\(quiet\).*Disconnected")
+        self.assertNotRegex(log, r"pop3\(quiet\).*pop3ext_")
+        # and an audited session after it: its event is exported, none
+        # of quiet's
+        p = self.d.pop3("deleter")
+        p.retr(1)
+        p.quit()
+        events = self.exported("pop3ext_retrieval", count=2)
+        self.one(events, "pop3ext_retrieval", "deleter", uid=1)
+        self.assertFalse([e for e in events
                           if e["fields"].get("user") == "quiet"])
 
     def test_audit_lines_in_the_log(self):
@@ -119,3 +134,16 @@ class AuditTest(PolicyTestCase):
                          r"pop3ext_retrieval: mailbox=INBOX uid=2 guid=\S+ "
                          r"size=\d+ policy=pop3ext_on_retr=keep "
                          r"decision=retrieved")
+        self.assertNotIn("Panic", self.d.log())
+
+
+class AuditSdboxTest(AuditTest):
+    storage = "sdbox"
+
+
+class AuditMdboxTest(AuditTest):
+    storage = "mdbox"
+
+
+class AuditSqlboxTest(AuditTest):
+    storage = "sqlbox"

@@ -172,6 +172,19 @@ class DispositionsTest(PolicyTestCase):
         with open(out) as f:
             return len(re.findall(r"^MAIL FROM:", f.read(), re.M))
 
+    def test_refused_dele_with_a_bad_argument_is_a_bad_command(self):
+        # as in stock Dovecot: a DELE of no message counts towards the
+        # limit of bad commands, refused by the policy or not
+        self.start({"u": {"pop3ext_on_dele": "refuse"}})
+        c = Conversation(self.d.pop3_port)
+        c.login("u", "secret")
+        out = c.command(b"DELE x\r\nDELE 9\r\n" * 10 + b"DELE 0\r\n")
+        self.assertEqual(len(out), 21, c.text())
+        self.assertFalse([r for r in out if b"[SYS/PERM]" in r], c.text())
+        self.assertEqual(c.read_response(False),
+                         b"-ERR Too many bad commands.\r\n")
+        c.close()
+
     def test_fetchmail_nokeep_with_on_dele_hide(self):
         """A client set to delete mail from the server: with on_dele=hide
         it downloads everything once, and the mail stays for IMAP."""
@@ -216,6 +229,22 @@ class ArchiveFailureTest(PolicyTestCase):
         self.assertEqual(len(self.pop3_subjects("u")), 3)
         self.assertRegex(self.d.log(), r"pop3\(u\).*Error: pop3ext: "
                          r"Archive mailbox \.\.bad")
+
+
+    def test_archive_failure_still_logs_the_deletions_done(self):
+        # on_retr=expunge removes message 2; on_dele's archive of message
+        # 1 fails, so message 1 stays: the logout line counts 1 deletion
+        self.start({"u": {"pop3ext_on_dele": "archive:..bad",
+                          "pop3ext_on_retr": "expunge"}})
+        p = self.d.pop3("u")
+        p.dele(1)
+        p.retr(2)
+        err = self.pop3_error(p, "QUIT")
+        self.assertTrue(err.startswith("-ERR [SYS/TEMP]"), err)
+        self.assertEqual(set(self.imap_messages("u")), {"u 0", "u 2"})
+        log = self.d.wait_log("Archiving failed during logout")
+        self.assertRegex(log, r"pop3\(u\).*Disconnected: Archiving failed "
+                         r"during logout\. .*del=1/3")
 
 
 class DispositionsSqlboxTest(DispositionsTest):

@@ -52,6 +52,17 @@ class LoginDelayTest(PolicyTestCase):
         d.wait_log("Login delayed (pop3ext_login_delay)")
         self.assertEqual(len(self.pop3_subjects("free")), 1)
 
+    def test_recent_logins_are_delayed_too(self):
+        # a recent: login (pop3ext_view=recent) is a login like any other:
+        # CAPA says LOGIN-DELAY, and it is enforced
+        d = self.start({"r": {"pop3ext_view": "recent",
+                              "pop3ext_login_delay": "1h",
+                              "pop3ext_login_delay_dict": self.dict_uri}},
+                       messages=1)
+        os.chown(self.dict_dir, d.uid, d.gid)
+        self.assertEqual(self.login(d, "r")["LOGIN-DELAY"], ["3600"])
+        self.assertRegex(self.login(d, "r"), r"^-ERR \[LOGIN-DELAY\] ")
+
     def test_servers_sharing_the_dict_agree(self):
         d = self.start_delay()
         other = self.track(Dovecot(self.workdir, name="other",

@@ -22,7 +22,9 @@ class DenyTest(TestCase):
                    # Dovecot passes an empty userdb value on as "yes"
                    "frank": {"fields": {"pop3ext_deny_commands": ""}},
                    "dave": {"fields": {"pop3ext_deny_commands": "DELETE"}},
-                   "erin": {"fields": {"pop3ext_deny_commands": "DELE;TOP"}}},
+                   "erin": {"fields": {"pop3ext_deny_commands": "DELE;TOP"}},
+                   # handled by pop3-login, never by this process
+                   "gina": {"fields": {"pop3ext_deny_commands": "APOP"}}},
             plugin_settings={"pop3ext_deny_commands": "DELE"})
         for user in self.d.users:
             self.d.deliver_many(user, [mail.message(n) for n in range(3)])
@@ -124,6 +126,11 @@ class DenyTest(TestCase):
 
     def test_unparseable_value_fails_closed(self):
         self.assert_fails_closed("erin", "DELE;TOP")
+
+    def test_pre_login_command_is_a_config_error(self):
+        self.assert_fails_closed("gina", "APOP")
+        self.assertIn("'APOP' is a command before login: only commands "
+                      "after login can be denied", self.d.log())
 
     def test_fetchmail_nokeep_cannot_delete(self):
         """fetchmail without --keep retrieves a message and then tries

@@ -7,7 +7,7 @@ import re
 import shutil
 
 from pop3ext_harness import TestCase, mail, env
-from pop3ext_harness.pop3raw import Conversation
+from pop3ext_harness.pop3raw import Conversation, EOF
 
 TESTHOOKS = "protocol pop3 {\n  mail_plugins = $mail_plugins " \
             "pop3ext_testhooks\n}\n"
@@ -53,6 +53,127 @@ class HooksApiTest(TestCase):
             "FOO args= ret=-1 hook=0 pending=0",
             "STAT args= ret=1 hook=0 pending=0",
             "QUIT args= ret=1 hook=0 pending=0"])
+
+    def test_done_hooks_see_whether_the_message_was_sent(self):
+        c = Conversation(self.d.pop3_port, rcvbuf=4096)
+        c.login("alice", "secret")
+        c.send(b"RETR 1\r\nTOP 2 0\r\nTOP 2 100000\r\nRETR 9\r\n"
+               b"XLINES 2\r\nQUIT\r\n")
+        big = c.read_response(True, chunk=4096, delay=0.0005)
+        self.assertGreater(len(big), 4 * 1024 * 1024)
+        for multiline in (True, True, True, True, False):
+            c.read_response(multiline)
+        c.close()
+        log = self.d.wait_log("testhooks: done QUIT")
+        self.assertEqual(re.findall(r"testhooks: done (.*)", log), [
+            # streamed from the flush callback: done at its end
+            "RETR args=1 sent=1",
+            "TOP args=2 0 sent=0",
+            "TOP args=2 100000 sent=1",
+            # -ERR: no such message
+            "RETR args=9 sent=0",
+            "XLINES args=2 sent=0",
+            "QUIT args= sent=0"])
+
+        # a client that goes away in the middle of a RETR
+        c = Conversation(self.d.pop3_port, rcvbuf=4096)
+        c.login("alice", "secret")
+        c.send(b"RETR 1\r\n")
+        self.assertTrue(c.read_response(False).startswith(b"+OK"))
+        c.close()
+        log = self.d.wait_log("testhooks: done RETR args=1 sent=0")
+        self.assertEqual(log.count("testhooks: done RETR args=1 sent=0"), 1)
+
+    def extra_hook_calls(self, log):
+        return re.findall(r"testhooks: extra (pre|post) (\d+) NOOP (\S+)",
+                          log)
+
+    def test_hooks_registered_and_unregistered_while_hooks_run(self):
+        c = self.session()
+        args = ["register", "register", "all-a", "unregister", "none-b",
+                "register", "register", "all-c", "unregister-post",
+                "none-d"]
+        out = c.command(b"".join(b"NOOP %s\r\n" % a.encode()
+                                 for a in args))
+        self.assertEqual(out, [b"+OK\r\n"] * len(args))
+        self.assertTrue(c.command(b"QUIT\r\n")[0].startswith(b"+OK"))
+        c.close()
+        log = self.d.wait_log("testhooks: post QUIT")
+        n = 24
+
+        def pre(a, ids):
+            return [("pre", str(i), a) for i in ids]
+
+        def post(a, ids):
+            return [("post", str(i), a) for i in ids]
+        # a hook registered while hooks run is called from the next
+        # command on; one unregistered is not called any more, not even
+        # for the command that unregistered it
+        self.assertEqual(self.extra_hook_calls(log),
+                         pre("register", [0, 1]) + post("register", [0, 1]) +
+                         pre("all-a", range(n)) + post("all-a", range(n)) +
+                         pre("register", [0, 1]) + post("register", [0, 1]) +
+                         pre("all-c", range(n)) + post("all-c", range(n)) +
+                         pre("unregister-post", range(n)))
+        self.assertNotIn("Panic", log)
+
+    def test_quit_refused_by_a_later_pre_hook_changes_nothing(self):
+        """The UPDATE-state work of QUIT runs as QUIT's handler, after
+        every pre-hook has let QUIT through."""
+        self.d.add_user("arch", pop3ext_on_dele="archive:Archive",
+                        pop3ext_on_retr="hide")
+        self.d.deliver_many("arch", [mail.message(n) for n in range(3)])
+        c = Conversation(self.d.pop3_port)
+        c.login("arch", "secret")
+        out = c.command(b"DELE 1\r\nRETR 2\r\nNOOP refuse-quit\r\n"
+                        b"QUIT\r\n")
+        self.assertEqual(out[-1], b"-ERR QUIT refused by testhooks\r\n")
+        # the session goes on; nothing was archived or hidden
+        i = self.d.imap("arch")
+        typ, data = i.list('""', "Archive")
+        self.assertEqual(data, [None])
+        i.select("INBOX")
+        self.assertEqual(i.search(None, "KEYWORD", "$POP3Hidden")[1],
+                         [b""])
+        i.logout()
+        # a second QUIT does the work, once
+        self.assertTrue(c.command(b"QUIT\r\n")[0].startswith(b"+OK"))
+        c.close()
+        i = self.d.imap("arch")
+        typ, count = i.select("Archive")
+        self.assertEqual(count, [b"1"])
+        i.select("INBOX")
+        self.assertEqual(i.search(None, "KEYWORD", "$POP3Hidden")[1],
+                         [b"1"])
+        i.logout()
+
+    def test_session_hooks(self):
+        c = self.session()
+        self.assertTrue(c.command(b"QUIT\r\n")[0].startswith(b"+OK"))
+        c.close()
+        self.d.wait_log("testhooks: session destroyed")
+        self.assertEqual(re.findall(r"testhooks: session (\w+)",
+                                    self.d.log()),
+                         ["created", "destroyed"])
+
+        # a ready hook refuses the session: its -ERR instead of Dovecot's
+        # "+OK Logged in.", and no command runs
+        self.d.add_user("refused", testhooks_refuse="yes")
+        self.d.deliver("refused", mail.message(1))
+        c = Conversation(self.d.pop3_port)
+        out = c.command(b"USER refused\r\nPASS secret\r\nDELE 1\r\n"
+                        b"QUIT\r\n")
+        self.assertEqual(out[0], b"+OK\r\n")
+        self.assertEqual(out[1], b"-ERR refused by testhooks\r\n")
+        self.assertTrue(len(out) == 2 or out[2] == EOF, c.text())
+        c.close()
+        log = self.d.wait_log("Disconnected: Refused by testhooks")
+        self.assertNotRegex(log, r"pop3\(refused\).*testhooks: post")
+        # DELE never ran
+        i = self.d.imap("refused")
+        typ, count = i.select("INBOX")
+        i.logout()
+        self.assertEqual(count, [b"1"])
 
     def test_commands_behind_big_retr_reach_the_dispatcher(self):
         # A command pipelined behind a 4 MB RETR is read from the flush
