@@ -2,6 +2,7 @@
 
 #include "lib.h"
 #include "array.h"
+#include "fd-util.h"
 #include "ioloop.h"
 #include "llist.h"
 #include "safe-memset.h"
@@ -10,7 +11,15 @@
 #include "pop3ext-auth-escape.h"
 #include "pop3ext-auth-ldap.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <time.h>
+#include <unistd.h>
 #include <sys/socket.h>
 #include <ldap.h>
 
@@ -18,11 +27,49 @@
 #define LDAP_LIST_PAGE_SIZE 500
 /* servers are tracked per request in a bitmask */
 #define LDAP_MAX_SERVERS 32
+/* a server that keeps failing is left alone for ldap_retry_interval
+   doubled per failure in a row, up to this many times the interval (but
+   not beyond LDAP_BACKOFF_MAX_MSECS unless the interval itself is) */
+#define LDAP_BACKOFF_MAX_FACTOR 8
+#define LDAP_BACKOFF_MAX_MSECS (5 * 60 * 1000)
+/* no request waits longer than this in all, whatever the servers do:
+   well below the 60 s after which Dovecot gives up on an auth-worker */
+#define LDAP_REQUEST_MAX_MSECS (45 * 1000)
+/* the setup thread bounds each of its steps by ldap_connect_timeout; this
+   is for what it can't bound (a hanging DNS lookup) */
+#define LDAP_SETUP_SLACK_MSECS 1000
 
 struct ldap_server {
 	const char *uri;
-	/* monotonic msecs until which it is not preferred; 0 = fine */
+	/* monotonic msecs until which it is not used; 0 = fine */
 	uint64_t down_until;
+	/* failures since it last answered */
+	unsigned int failures;
+};
+
+/* A connection's TCP connect, TLS handshake (ldaps://) and StartTLS,
+   done in a thread of its own: libldap only does these blocking (or, for
+   the TLS handshake without LDAP_OPT_CONNECT_ASYNC, busy-looping), and
+   the auth process must never wait for a server. The thread owns ld until
+   it is done; it touches nothing else of the process. */
+struct ldap_setup {
+	pthread_mutex_t lock;
+	pthread_t thread;
+	/* [0] becomes readable when the thread is done */
+	int fds[2];
+	LDAP *ld;
+	bool starttls;
+	unsigned int timeout_msecs;
+
+	/* set by the thread */
+	bool done;
+	int rc;
+	bool in_starttls;
+	char diag[256];
+	/* the connect's errno (the thread can't format it safely) */
+	int connect_errno;
+	/* the connection was closed meanwhile: the thread frees everything */
+	bool abandoned;
 };
 
 enum ldap_request_type {
@@ -40,6 +87,12 @@ struct ldap_conn {
 	unsigned int server;
 	LDAP *ld;
 	struct io *io;
+	bool closed;
+
+	/* connecting: TCP, TLS and StartTLS in a thread */
+	struct ldap_setup *setup;
+	struct io *setup_io;
+	struct timeout *to_setup;
 
 	/* the search connection's bind as the service account */
 	bool ready;
@@ -86,6 +139,8 @@ struct ldap_request {
 	struct ldap_conn *conn;
 	int msgid;
 	struct timeout *to;
+	/* the whole request's deadline */
+	struct timeout *to_deadline;
 	/* servers it failed on (bit per index), and whether a connection
 	   closed under it once already */
 	uint32_t tried;
@@ -112,6 +167,9 @@ struct pop3ext_ldap {
 
 	struct ldap_conn *conns;
 	struct ldap_conn *search_conn;
+	/* a search connection to a preferred server that is back, being set
+	   up while search_conn still serves */
+	struct ldap_conn *search_candidate;
 	unsigned int bind_conn_count;
 	struct ldap_request *search_queue, *search_queue_tail;
 	struct ldap_request *bind_queue, *bind_queue_tail;
@@ -224,17 +282,32 @@ ldap_server_mark_down(struct pop3ext_ldap *ldap, unsigned int idx,
 		      const char *reason)
 {
 	struct ldap_server *server = array_idx_modifiable(&ldap->servers, idx);
+	uint64_t now = monotonic_msecs(), interval, max;
 
-	server->down_until = monotonic_msecs() +
-		ldap->set->ldap_retry_interval_msecs;
-	e_warning(ldap->event, "ldap: %s unavailable: %s - not used for %u ms",
-		  server->uri, reason, ldap->set->ldap_retry_interval_msecs);
+	if (server->down_until > now) {
+		/* already known (another connection to it failed too) */
+		return;
+	}
+	/* back off: the interval doubles with each failure in a row */
+	interval = ldap->set->ldap_retry_interval_msecs;
+	max = interval * LDAP_BACKOFF_MAX_FACTOR;
+	if (max > LDAP_BACKOFF_MAX_MSECS)
+		max = I_MAX(interval, LDAP_BACKOFF_MAX_MSECS);
+	interval <<= I_MIN(server->failures, 10U);
+	if (interval > max)
+		interval = max;
+	server->failures++;
+	server->down_until = now + interval;
+	e_warning(ldap->event, "ldap: %s unavailable: %s - not used for "
+		  "%"PRIu64" ms", server->uri, reason, interval);
 }
 
 static void ldap_server_answered(struct pop3ext_ldap *ldap, unsigned int idx)
 {
-	const struct ldap_server *server = array_idx(&ldap->servers, idx);
+	struct ldap_server *server = array_idx_modifiable(&ldap->servers, idx);
 
+	server->failures = 0;
+	server->down_until = 0;
 	if (ldap->active_server == (int)idx)
 		return;
 	if (ldap->active_server < 0) {
@@ -251,8 +324,16 @@ static void ldap_server_answered(struct pop3ext_ldap *ldap, unsigned int idx)
 	ldap->active_server = (int)idx;
 }
 
+static bool ldap_server_is_up(struct pop3ext_ldap *ldap, unsigned int idx)
+{
+	const struct ldap_server *server = array_idx(&ldap->servers, idx);
+
+	return server->down_until <= monotonic_msecs();
+}
+
 /* The server a request should go to: the first it hasn't failed on that
-   is not marked down, else the first it hasn't failed on. -1: none left. */
+   is not marked down. -1: none (every server it may still try is down:
+   the request fails at once rather than waiting for one of them). */
 static int ldap_pick_server(struct pop3ext_ldap *ldap,
 			    const struct ldap_request *req)
 {
@@ -263,10 +344,6 @@ static int ldap_pick_server(struct pop3ext_ldap *ldap,
 	servers = array_get(&ldap->servers, &count);
 	for (i = 0; i < count; i++) {
 		if ((req->tried & (1U << i)) == 0 && servers[i].down_until <= now)
-			return (int)i;
-	}
-	for (i = 0; i < count; i++) {
-		if ((req->tried & (1U << i)) == 0)
 			return (int)i;
 	}
 	return -1;
@@ -356,6 +433,7 @@ ldap_request_finish(struct ldap_request *req, enum pop3ext_ldap_result result)
 
 	ldap_request_unqueue(req);
 	ldap_request_detach(req);
+	timeout_remove(&req->to_deadline);
 	req->result = result;
 	req->finished = TRUE;
 	if (ldap->sync_ioloop != NULL) {
@@ -369,8 +447,13 @@ ldap_request_finish(struct ldap_request *req, enum pop3ext_ldap_result result)
 /* No server is left to try. */
 static void ldap_request_fail_unanswered(struct ldap_request *req)
 {
-	e_error(req->event, "ldap: %s: no LDAP server answered (last error: %s)",
-		req->what, req->last_error == NULL ? "none" : req->last_error);
+	if (req->last_error == NULL) {
+		e_error(req->event, "ldap: %s: every LDAP server is marked "
+			"down (ldap_retry_interval)", req->what);
+	} else {
+		e_error(req->event, "ldap: %s: no LDAP server answered "
+			"(last error: %s)", req->what, req->last_error);
+	}
 	ldap_request_finish(req, POP3EXT_LDAP_TEMPFAIL);
 }
 
@@ -413,8 +496,37 @@ static void ldap_conn_unref(struct ldap_conn **_conn)
 	i_assert(conn->refcount > 0);
 	if (--conn->refcount > 0)
 		return;
-	i_assert(conn->ld == NULL && conn->requests == NULL);
+	i_assert(conn->closed && conn->requests == NULL);
 	i_free(conn);
+}
+
+static void ldap_setup_free(struct ldap_setup *setup)
+{
+	if (setup->ld != NULL)
+		(void)ldap_unbind_ext(setup->ld, NULL, NULL);
+	i_close_fd(&setup->fds[0]);
+	i_close_fd(&setup->fds[1]);
+	pthread_mutex_destroy(&setup->lock);
+	free(setup);
+}
+
+/* The connection no longer wants the setup's result. */
+static void ldap_setup_abandon(struct ldap_setup *setup)
+{
+	bool done;
+
+	pthread_mutex_lock(&setup->lock);
+	done = setup->done;
+	setup->abandoned = !done;
+	pthread_mutex_unlock(&setup->lock);
+	if (done) {
+		/* the thread has ended, or is about to */
+		(void)pthread_join(setup->thread, NULL);
+		ldap_setup_free(setup);
+	} else {
+		/* it frees everything when it is done */
+		(void)pthread_detach(setup->thread);
+	}
 }
 
 /* Disconnects; the requests on it must have been taken off. */
@@ -422,38 +534,67 @@ static void ldap_conn_close(struct ldap_conn *conn)
 {
 	struct pop3ext_ldap *ldap = conn->ldap;
 
-	if (conn->ld == NULL)
+	if (conn->closed)
 		return;
 	i_assert(conn->requests == NULL);
+	conn->closed = TRUE;
+	io_remove(&conn->setup_io);
+	timeout_remove(&conn->to_setup);
+	if (conn->setup != NULL) {
+		ldap_setup_abandon(conn->setup);
+		conn->setup = NULL;
+	}
 	if (conn->broken)
 		io_remove_closed(&conn->io);
 	else
 		io_remove(&conn->io);
 	timeout_remove(&conn->to_bind);
-	(void)ldap_unbind_ext(conn->ld, NULL, NULL);
+	if (conn->ld != NULL)
+		(void)ldap_unbind_ext(conn->ld, NULL, NULL);
 	conn->ld = NULL;
 	DLLIST_REMOVE(&ldap->conns, conn);
 	if (ldap->search_conn == conn)
 		ldap->search_conn = NULL;
+	if (ldap->search_candidate == conn)
+		ldap->search_candidate = NULL;
 	if (conn->for_bind)
 		ldap->bind_conn_count--;
 	ldap_conn_unref(&conn);
 }
 
+/* A connection that was being set up (or binding as the service account)
+   failed: the requests waiting in the queue for it were waiting on that
+   server, so it counts as tried for them. */
+static void
+ldap_queue_failed_on(struct pop3ext_ldap *ldap, bool binds,
+		     unsigned int server, const char *reason)
+{
+	struct ldap_request *req;
+
+	req = binds ? ldap->bind_queue : ldap->search_queue;
+	for (; req != NULL; req = req->next) {
+		req->tried |= 1U << server;
+		req->last_error = p_strdup(req->pool, reason);
+	}
+}
+
 /* The connection broke, or a request on it got no answer in time (hung).
    Its requests go back to the queue: to another server if this one is
    taken for down, else (a connection closed under them) once more to the
-   same one. */
+   same one. A connection that fails before it is ready takes its server
+   down. */
 static void
 ldap_conn_failed(struct ldap_conn *conn, const char *reason, bool hung)
 {
 	struct pop3ext_ldap *ldap = conn->ldap;
 	struct ldap_request *req, *requests = NULL, *next;
 	unsigned int server = conn->server;
-	bool mark_down = hung || !conn->ready;
+	bool setup = !conn->ready, for_bind = conn->for_bind;
+	bool candidate = ldap->search_candidate == conn;
+	bool mark_down = hung || setup;
 
 	conn->broken = TRUE;
-	if (conn->requests == NULL && conn->ready) {
+	if (conn->requests == NULL && !setup) {
 		/* idle, e.g. closed by the server's idle timeout */
 		e_debug(ldap->event, "ldap: %s: connection closed: %s",
 			ldap_server_uri(ldap, server), reason);
@@ -472,6 +613,10 @@ ldap_conn_failed(struct ldap_conn *conn, const char *reason, bool hung)
 	ldap_conn_close(conn);
 	if (mark_down)
 		ldap_server_mark_down(ldap, server, reason);
+	if (setup && !candidate) {
+		/* the queued requests were waiting for this connection */
+		ldap_queue_failed_on(ldap, for_bind, server, reason);
+	}
 	for (req = requests; req != NULL; req = next) {
 		next = req->next;
 		req->prev = req->next = NULL;
@@ -491,10 +636,225 @@ static void ldap_conn_bind_timeout(struct ldap_conn *conn)
 		conn->ldap->set->ldap_timeout_msecs), TRUE);
 }
 
-/* Connects to server idx (TCP, TLS and StartTLS wait here, up to
-   ldap_connect_timeout; the service account's bind is sent and answered
-   later). Returns the connection, or NULL with the LDAP error code and a
-   diagnostic. */
+/* conn can carry requests now. */
+static void ldap_conn_set_ready(struct ldap_conn *conn)
+{
+	struct pop3ext_ldap *ldap = conn->ldap;
+	struct ldap_conn *old;
+
+	conn->ready = TRUE;
+	if (ldap->search_candidate != conn)
+		return;
+	/* the preferred server is back: searches go there from now on, the
+	   old connection finishes what it has */
+	ldap->search_candidate = NULL;
+	old = ldap->search_conn;
+	ldap->search_conn = conn;
+	if (old != NULL) {
+		if (old->requests == NULL)
+			ldap_conn_close(old);
+		else
+			old->draining = TRUE;
+	}
+}
+
+/* -- connection setup (in a thread) ----------------------------------------- */
+
+static uint64_t setup_msecs_left(const struct timespec *start,
+				 unsigned int timeout_msecs)
+{
+	struct timespec now;
+	int64_t spent;
+
+	(void)clock_gettime(CLOCK_MONOTONIC, &now);
+	spent = (int64_t)(now.tv_sec - start->tv_sec) * 1000 +
+		(now.tv_nsec - start->tv_nsec) / 1000000;
+	return spent >= (int64_t)timeout_msecs ? 0 : timeout_msecs - spent;
+}
+
+static void setup_fail(struct ldap_setup *setup, int rc, const char *what)
+{
+	char *msg = NULL;
+
+	setup->rc = rc;
+	(void)ldap_get_option(setup->ld, LDAP_OPT_DIAGNOSTIC_MESSAGE, &msg);
+	if (msg == NULL || msg[0] == '\0') {
+		(void)snprintf(setup->diag, sizeof(setup->diag), "%s%s",
+			       what, ldap_err2string(rc));
+	} else {
+		(void)snprintf(setup->diag, sizeof(setup->diag), "%s%s (%s)",
+			       what, ldap_err2string(rc), msg);
+	}
+	if (msg != NULL)
+		ldap_memfree(msg);
+}
+
+/* Waits (up to msecs) until the socket's non-blocking connect is done. */
+static int setup_wait_connected(struct ldap_setup *setup, int fd,
+				uint64_t msecs)
+{
+	struct pollfd pfd;
+	socklen_t len = sizeof(int);
+	int ret, err = 0;
+
+	pfd.fd = fd;
+	pfd.events = POLLOUT;
+	pfd.revents = 0;
+	do {
+		ret = poll(&pfd, 1, (int)msecs);
+	} while (ret < 0 && errno == EINTR);
+	if (ret == 0) {
+		setup->rc = LDAP_TIMEOUT;
+		(void)snprintf(setup->diag, sizeof(setup->diag),
+			       "connect failed: no connection within %u ms",
+			       setup->timeout_msecs);
+		return -1;
+	}
+	if (ret < 0)
+		err = errno;
+	else if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+		err = errno;
+	if (err != 0) {
+		setup->rc = LDAP_SERVER_DOWN;
+		setup->connect_errno = err;
+		return -1;
+	}
+	return 0;
+}
+
+static void *ldap_setup_thread(void *context)
+{
+	struct ldap_setup *setup = context;
+	struct timespec start;
+	struct timeval tv;
+	uint64_t left;
+	bool abandoned;
+	int rc, fd = -1;
+
+	(void)clock_gettime(CLOCK_MONOTONIC, &start);
+	setup->rc = LDAP_SUCCESS;
+	/* with LDAP_OPT_CONNECT_ASYNC: the TCP connect is only started;
+	   an ldaps:// handshake polls, up to LDAP_OPT_NETWORK_TIMEOUT */
+	rc = ldap_connect(setup->ld);
+	if (rc != LDAP_SUCCESS)
+		setup_fail(setup, rc, "connect failed: ");
+	else if (ldap_get_option(setup->ld, LDAP_OPT_DESC, &fd) !=
+		 LDAP_OPT_SUCCESS || fd < 0)
+		setup_fail(setup, LDAP_SERVER_DOWN, "connect failed: ");
+	else if (setup_wait_connected(setup, fd, setup_msecs_left(
+			&start, setup->timeout_msecs)) < 0)
+		;
+	else if (setup->starttls) {
+		setup->in_starttls = TRUE;
+		/* the StartTLS answer and handshake get what is left */
+		left = setup_msecs_left(&start, setup->timeout_msecs);
+		tv = msecs_to_timeval(left == 0 ? 1 : left);
+		(void)ldap_set_option(setup->ld, LDAP_OPT_TIMEOUT, &tv);
+		(void)ldap_set_option(setup->ld, LDAP_OPT_NETWORK_TIMEOUT, &tv);
+		rc = ldap_start_tls_s(setup->ld, NULL, NULL);
+		if (rc != LDAP_SUCCESS)
+			setup_fail(setup, rc, "StartTLS failed: ");
+	}
+
+	pthread_mutex_lock(&setup->lock);
+	setup->done = TRUE;
+	abandoned = setup->abandoned;
+	pthread_mutex_unlock(&setup->lock);
+	if (abandoned)
+		ldap_setup_free(setup);
+	else if (write(setup->fds[1], "", 1) < 0) {
+		/* can't happen (a pipe with room for one byte); the
+		   connection's setup timeout ends it */
+	}
+	return NULL;
+}
+
+static void ldap_conn_setup_timeout(struct ldap_conn *conn)
+{
+	ldap_conn_failed(conn, t_strdup_printf(
+		"connect failed: no connection within %u ms",
+		conn->ldap->set->ldap_connect_timeout_msecs), FALSE);
+}
+
+/* The setup thread is done. */
+static void ldap_conn_setup_done(struct ldap_conn *conn)
+{
+	struct pop3ext_ldap *ldap = conn->ldap;
+	const struct pop3ext_auth_config *set = ldap->set;
+	struct ldap_setup *setup = conn->setup;
+	const char *uri = ldap_server_uri(ldap, conn->server);
+	struct timeval io_tv;
+	int rc, fd;
+
+	io_remove(&conn->setup_io);
+	timeout_remove(&conn->to_setup);
+	(void)pthread_join(setup->thread, NULL);
+	conn->setup = NULL;
+	rc = setup->rc;
+	conn->ld = setup->ld;
+	setup->ld = NULL;
+	if (rc != LDAP_SUCCESS) {
+		const char *diag = setup->connect_errno != 0 ?
+			t_strdup_printf("connect failed: %s",
+					strerror(setup->connect_errno)) :
+			t_strdup(setup->diag);
+
+		/* libldap says little more than "connect error" when the
+		   handshake or certificate check fails */
+		if (setup->in_starttls && rc == LDAP_CONNECT_ERROR)
+			diag = t_strconcat(diag, ldap_tls_hint(set), NULL);
+		else if (!setup->in_starttls && str_begins(uri, "ldaps://"))
+			diag = t_strconcat(diag, " (server down, or",
+					   ldap_tls_hint(set) + 1, NULL);
+		ldap_setup_free(setup);
+		/* a server refusing StartTLS or failing the certificate
+		   checks can't be used either */
+		ldap_conn_failed(conn, diag, FALSE);
+		return;
+	}
+	ldap_setup_free(setup);
+
+	if (ldap_get_option(conn->ld, LDAP_OPT_DESC, &fd) != LDAP_OPT_SUCCESS ||
+	    fd < 0) {
+		ldap_conn_failed(conn, "ldap_get_option(LDAP_OPT_DESC) failed",
+				 FALSE);
+		return;
+	}
+	/* the socket is non-blocking; should libldap ever wait on it, it
+	   waits no longer than an operation may take */
+	io_tv = msecs_to_timeval(set->ldap_timeout_msecs);
+	(void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &io_tv, sizeof(io_tv));
+	(void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &io_tv, sizeof(io_tv));
+	conn->io = io_add(fd, IO_READ, ldap_conn_input, conn);
+
+	if (conn->for_bind || set->ldap_bind_dn[0] == '\0') {
+		ldap_conn_set_ready(conn);
+	} else {
+		struct berval cred;
+
+		cred.bv_val = (char *)set->ldap_bind_password;
+		cred.bv_len = strlen(set->ldap_bind_password);
+		rc = ldap_sasl_bind(conn->ld, set->ldap_bind_dn,
+				    LDAP_SASL_SIMPLE, &cred, NULL, NULL,
+				    &conn->bind_msgid);
+		if (rc != LDAP_SUCCESS) {
+			ldap_conn_failed(conn, t_strdup_printf(
+				"bind as ldap_bind_dn=%s failed: %s",
+				set->ldap_bind_dn, ldap_diag(conn->ld, rc)),
+				FALSE);
+			return;
+		}
+		conn->to_bind = timeout_add(set->ldap_timeout_msecs,
+					    ldap_conn_bind_timeout, conn);
+	}
+	ldap_dispatch(ldap);
+}
+
+/* Starts connecting to server idx: TCP, TLS and StartTLS happen in a
+   thread, bounded by ldap_connect_timeout; the service account's bind is
+   sent once that is done. Returns the connection (not ready yet), or
+   NULL with the LDAP error code and a diagnostic when it can't even be
+   started. */
 static struct ldap_conn *
 ldap_conn_open(struct pop3ext_ldap *ldap, bool for_bind, unsigned int idx,
 	       int *rc_r, const char **diag_r)
@@ -502,9 +862,11 @@ ldap_conn_open(struct pop3ext_ldap *ldap, bool for_bind, unsigned int idx,
 	const struct pop3ext_auth_config *set = ldap->set;
 	const struct ldap_server *server = array_idx(&ldap->servers, idx);
 	struct ldap_conn *conn;
-	struct timeval network_tv, api_tv, io_tv;
+	struct ldap_setup *setup;
+	struct timeval network_tv, api_tv;
+	sigset_t all, old;
 	bool tls = set->ldap_starttls || str_begins(server->uri, "ldaps://");
-	int rc, fd, require_cert, version = LDAP_VERSION3;
+	int rc, require_cert, version = LDAP_VERSION3;
 	LDAP *ld;
 
 	rc = ldap_initialize(&ld, server->uri);
@@ -520,6 +882,7 @@ ldap_conn_open(struct pop3ext_ldap *ldap, bool for_bind, unsigned int idx,
 	if (ldap_set_option(ld, LDAP_OPT_PROTOCOL_VERSION, &version) != LDAP_OPT_SUCCESS ||
 	    ldap_set_option(ld, LDAP_OPT_REFERRALS, LDAP_OPT_OFF) != LDAP_OPT_SUCCESS ||
 	    ldap_set_option(ld, LDAP_OPT_RESTART, LDAP_OPT_ON) != LDAP_OPT_SUCCESS ||
+	    ldap_set_option(ld, LDAP_OPT_CONNECT_ASYNC, LDAP_OPT_ON) != LDAP_OPT_SUCCESS ||
 	    ldap_set_option(ld, LDAP_OPT_NETWORK_TIMEOUT, &network_tv) != LDAP_OPT_SUCCESS ||
 	    ldap_set_option(ld, LDAP_OPT_TIMEOUT, &api_tv) != LDAP_OPT_SUCCESS ||
 	    (tls && (ldap_set_option(ld, LDAP_OPT_X_TLS_REQUIRE_CERT, &require_cert) != LDAP_OPT_SUCCESS ||
@@ -530,87 +893,57 @@ ldap_conn_open(struct pop3ext_ldap *ldap, bool for_bind, unsigned int idx,
 		return NULL;
 	}
 
-	/* connect now, so that an unreachable server shows as such */
-	rc = ldap_connect(ld);
-	if (rc == LDAP_SUCCESS && set->ldap_starttls) {
-		rc = ldap_start_tls_s(ld, NULL, NULL);
-		if (rc != LDAP_SUCCESS) {
-			/* libldap says little more than "connect error"
-			   when the handshake or certificate check fails */
-			*diag_r = t_strdup_printf("StartTLS failed: %s%s",
-				ldap_diag(ld, rc), rc != LDAP_CONNECT_ERROR ? "" :
-				ldap_tls_hint(set));
-			/* a server refusing StartTLS or failing the
-			   certificate checks can't be used */
-			*rc_r = ldap_rc_is_unavailable(rc) ? rc :
-				LDAP_CONNECT_ERROR;
-			(void)ldap_unbind_ext(ld, NULL, NULL);
-			return NULL;
-		}
-	}
-	if (rc != LDAP_SUCCESS) {
-		*rc_r = rc;
-		*diag_r = t_strdup_printf("connect failed: %s%s",
-			ldap_diag(ld, rc), !str_begins(server->uri, "ldaps://") ?
-			"" : t_strconcat(" (server down, or",
-					 ldap_tls_hint(set) + 1, NULL));
-		(void)ldap_unbind_ext(ld, NULL, NULL);
-		return NULL;
-	}
-	if (ldap_get_option(ld, LDAP_OPT_DESC, &fd) != LDAP_OPT_SUCCESS ||
-	    fd < 0) {
+	setup = calloc(1, sizeof(*setup));
+	if (setup == NULL)
+		i_fatal_status(FATAL_OUTOFMEM, "calloc() failed: %m");
+	setup->ld = ld;
+	setup->starttls = set->ldap_starttls;
+	setup->timeout_msecs = set->ldap_connect_timeout_msecs;
+	if (pthread_mutex_init(&setup->lock, NULL) != 0)
+		i_fatal("pthread_mutex_init() failed");
+	if (pipe(setup->fds) < 0) {
 		*rc_r = LDAP_LOCAL_ERROR;
-		*diag_r = "ldap_get_option(LDAP_OPT_DESC) failed";
-		(void)ldap_unbind_ext(ld, NULL, NULL);
+		*diag_r = t_strdup_printf("pipe() failed: %m");
+		setup->fds[0] = setup->fds[1] = -1;
+		ldap_setup_free(setup);
 		return NULL;
 	}
-	/* libldap reads and writes a whole message at a time: never let a
-	   server that stalls mid-message hold the process for longer than
-	   an operation may take */
-	io_tv = msecs_to_timeval(set->ldap_timeout_msecs);
-	(void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &io_tv, sizeof(io_tv));
-	(void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &io_tv, sizeof(io_tv));
+	fd_close_on_exec(setup->fds[0], TRUE);
+	fd_close_on_exec(setup->fds[1], TRUE);
+	/* signals are for the process's own thread */
+	sigfillset(&all);
+	(void)pthread_sigmask(SIG_SETMASK, &all, &old);
+	rc = pthread_create(&setup->thread, NULL, ldap_setup_thread, setup);
+	(void)pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (rc != 0) {
+		*rc_r = LDAP_LOCAL_ERROR;
+		*diag_r = t_strdup_printf("pthread_create() failed: %s",
+					  strerror(rc));
+		ldap_setup_free(setup);
+		return NULL;
+	}
 
 	conn = i_new(struct ldap_conn, 1);
 	conn->refcount = 1;
 	conn->ldap = ldap;
 	conn->for_bind = for_bind;
 	conn->server = idx;
-	conn->ld = ld;
 	conn->bind_msgid = -1;
-	conn->io = io_add(fd, IO_READ, ldap_conn_input, conn);
+	conn->setup = setup;
+	conn->setup_io = io_add(setup->fds[0], IO_READ,
+				ldap_conn_setup_done, conn);
+	conn->to_setup = timeout_add(set->ldap_connect_timeout_msecs +
+				     LDAP_SETUP_SLACK_MSECS,
+				     ldap_conn_setup_timeout, conn);
 	DLLIST_PREPEND(&ldap->conns, conn);
 	if (for_bind)
 		ldap->bind_conn_count++;
-
-	if (for_bind || set->ldap_bind_dn[0] == '\0') {
-		conn->ready = TRUE;
-	} else {
-		struct berval cred;
-
-		cred.bv_val = (char *)set->ldap_bind_password;
-		cred.bv_len = strlen(set->ldap_bind_password);
-		rc = ldap_sasl_bind(ld, set->ldap_bind_dn, LDAP_SASL_SIMPLE,
-				    &cred, NULL, NULL, &conn->bind_msgid);
-		if (rc != LDAP_SUCCESS) {
-			*rc_r = rc;
-			*diag_r = t_strdup_printf(
-				"bind as ldap_bind_dn=%s failed: %s",
-				set->ldap_bind_dn, ldap_diag(ld, rc));
-			conn->broken = TRUE;
-			ldap_conn_close(conn);
-			return NULL;
-		}
-		conn->to_bind = timeout_add(set->ldap_timeout_msecs,
-					    ldap_conn_bind_timeout, conn);
-	}
 	*rc_r = LDAP_SUCCESS;
 	return conn;
 }
 
-/* A new connection for req to server idx. Returns it, or NULL when it
-   can't be had: the server is then marked down and req will try another,
-   or (a configuration error) req is finished. */
+/* A new connection for req to server idx. Returns it (being set up), or
+   NULL when it can't be had (a local error): req is then finished. */
 static struct ldap_conn *
 ldap_conn_open_for(struct pop3ext_ldap *ldap, struct ldap_request *req,
 		   bool for_bind, unsigned int idx)
@@ -622,17 +955,8 @@ ldap_conn_open_for(struct pop3ext_ldap *ldap, struct ldap_request *req,
 	conn = ldap_conn_open(ldap, for_bind, idx, &rc, &diag);
 	if (conn != NULL)
 		return conn;
-	if (ldap_rc_is_unavailable(rc)) {
-		ldap_server_mark_down(ldap, idx, diag);
-		req->tried |= 1U << idx;
-		req->last_error = p_strdup(req->pool, diag);
-	} else {
-		/* the server answered, but not as configured: not a reason
-		   to fail over */
-		e_error(req->event, "ldap: %s: %s",
-			ldap_server_uri(ldap, idx), diag);
-		ldap_request_finish(req, POP3EXT_LDAP_TEMPFAIL);
-	}
+	e_error(req->event, "ldap: %s: %s", ldap_server_uri(ldap, idx), diag);
+	ldap_request_finish(req, POP3EXT_LDAP_TEMPFAIL);
 	return NULL;
 }
 
@@ -669,9 +993,15 @@ static void ldap_conn_bound(struct ldap_conn *conn, LDAPMessage *msg)
 	diag = t_strdup_printf("bind as ldap_bind_dn=%s failed: %s",
 			       ldap->set->ldap_bind_dn, diag);
 	if (err == LDAP_SUCCESS) {
-		conn->ready = TRUE;
+		ldap_server_answered(ldap, conn->server);
+		ldap_conn_set_ready(conn);
 	} else if (ldap_rc_is_unavailable(err)) {
 		ldap_conn_failed(conn, diag, TRUE);
+	} else if (ldap->search_candidate == conn) {
+		/* the searches don't wait for this one */
+		e_error(ldap->event, "ldap: %s: %s",
+			ldap_server_uri(ldap, conn->server), diag);
+		ldap_conn_close(conn);
 	} else {
 		/* a configuration error, not a server to fail over from:
 		   the searches waiting for this connection fail */
@@ -776,10 +1106,30 @@ static void ldap_dispatch_searches(struct pop3ext_ldap *ldap)
 			continue;
 		}
 		conn = ldap->search_conn;
+		if (conn != NULL && conn->server != (unsigned int)idx &&
+		    conn->ready && (unsigned int)idx < conn->server &&
+		    (req->tried & (1U << conn->server)) == 0 &&
+		    ldap_server_is_up(ldap, conn->server)) {
+			/* a preferred server may be back: connect to it on
+			   the side, this connection serves meanwhile */
+			if (ldap->search_candidate == NULL) {
+				const char *diag;
+				int rc;
+
+				ldap->search_candidate = ldap_conn_open(
+					ldap, FALSE, idx, &rc, &diag);
+				if (ldap->search_candidate == NULL) {
+					e_error(ldap->event, "ldap: %s: %s",
+						ldap_server_uri(ldap, idx),
+						diag);
+				}
+			}
+			ldap_request_send(conn, req);
+			continue;
+		}
 		if (conn != NULL && conn->server != (unsigned int)idx) {
-			/* a better server (or the one req hasn't tried):
-			   move there; the old connection finishes what it
-			   has */
+			/* the one req hasn't tried: move there; the old
+			   connection finishes what it has */
 			ldap->search_conn = NULL;
 			if (conn->requests == NULL)
 				ldap_conn_close(conn);
@@ -787,26 +1137,44 @@ static void ldap_dispatch_searches(struct pop3ext_ldap *ldap)
 				conn->draining = TRUE;
 			conn = NULL;
 		}
+		if (conn == NULL && ldap->search_candidate != NULL &&
+		    ldap->search_candidate->server == (unsigned int)idx) {
+			/* the one being set up is where req goes */
+			conn = ldap->search_conn = ldap->search_candidate;
+			ldap->search_candidate = NULL;
+		}
 		if (conn == NULL) {
 			conn = ldap_conn_open_for(ldap, req, FALSE, idx);
 			if (conn == NULL)
 				continue;
 			ldap->search_conn = conn;
 		}
-		if (!conn->ready)
+		if (!conn->ready) {
+			/* the rest waits until it is */
 			break;
+		}
 		ldap_request_send(conn, req);
 	}
 }
 
-/* Sends what waits in the bind queue over free bind connections. */
+/* Sends what waits in the bind queue over free bind connections; opens
+   more (up to ldap_bind_connections) for requests that no connection
+   being set up will take. */
 static void ldap_dispatch_binds(struct pop3ext_ldap *ldap)
 {
-	struct ldap_request *req;
+	unsigned int setting_up[LDAP_MAX_SERVERS], waiting[LDAP_MAX_SERVERS];
+	struct ldap_request *req, *next;
 	struct ldap_conn *conn, *free_conn;
 	int idx;
 
-	while ((req = ldap->bind_queue) != NULL) {
+	memset(setting_up, 0, sizeof(setting_up));
+	memset(waiting, 0, sizeof(waiting));
+	for (conn = ldap->conns; conn != NULL; conn = conn->next) {
+		if (conn->for_bind && !conn->ready)
+			setting_up[conn->server]++;
+	}
+	for (req = ldap->bind_queue; req != NULL; req = next) {
+		next = req->next;
 		idx = ldap_pick_server(ldap, req);
 		if (idx < 0) {
 			ldap_request_fail_unanswered(req);
@@ -814,7 +1182,7 @@ static void ldap_dispatch_binds(struct pop3ext_ldap *ldap)
 		}
 		conn = free_conn = NULL;
 		for (struct ldap_conn *c = ldap->conns; c != NULL; c = c->next) {
-			if (!c->for_bind || c->requests != NULL)
+			if (!c->for_bind || !c->ready || c->requests != NULL)
 				continue;
 			if (c->server == (unsigned int)idx) {
 				conn = c;
@@ -822,17 +1190,24 @@ static void ldap_dispatch_binds(struct pop3ext_ldap *ldap)
 			}
 			free_conn = c;
 		}
-		if (conn == NULL) {
-			if (free_conn != NULL)
-				ldap_conn_close(free_conn);
-			else if (ldap->bind_conn_count >=
-				 ldap->set->ldap_bind_connections)
-				break;
-			conn = ldap_conn_open_for(ldap, req, TRUE, idx);
-			if (conn == NULL)
-				continue;
+		if (conn != NULL) {
+			ldap_request_send(conn, req);
+			continue;
 		}
-		ldap_request_send(conn, req);
+		if (waiting[idx] < setting_up[idx]) {
+			/* one being set up will take it */
+			waiting[idx]++;
+			continue;
+		}
+		if (free_conn != NULL)
+			ldap_conn_close(free_conn);
+		else if (ldap->bind_conn_count >=
+			 ldap->set->ldap_bind_connections)
+			break;
+		if (ldap_conn_open_for(ldap, req, TRUE, idx) != NULL) {
+			setting_up[idx]++;
+			waiting[idx]++;
+		}
 	}
 }
 
@@ -1178,7 +1553,56 @@ static void ldap_move_ios(struct pop3ext_ldap *ldap, struct ioloop *ioloop)
 			conn->to_bind = io_loop_move_timeout_to(ioloop,
 							&conn->to_bind);
 		}
+		if (conn->setup_io != NULL) {
+			conn->setup_io = io_loop_move_io_to(ioloop,
+							    &conn->setup_io);
+		}
+		if (conn->to_setup != NULL) {
+			conn->to_setup = io_loop_move_timeout_to(ioloop,
+							&conn->to_setup);
+		}
 	}
+}
+
+/* What a request may take in all: a connect and an operation per server,
+   within LDAP_REQUEST_MAX_MSECS. */
+static unsigned int ldap_request_max_msecs(struct pop3ext_ldap *ldap)
+{
+	uint64_t msecs = (uint64_t)(ldap->set->ldap_connect_timeout_msecs +
+				    ldap->set->ldap_timeout_msecs) *
+		array_count(&ldap->servers);
+
+	return msecs > LDAP_REQUEST_MAX_MSECS ? LDAP_REQUEST_MAX_MSECS :
+		(unsigned int)msecs;
+}
+
+static void ldap_request_deadline(struct ldap_request *req)
+{
+	struct pop3ext_ldap *ldap = req->ldap;
+	struct ldap_conn *conn = req->conn;
+
+	if (conn != NULL && req->msgid >= 0 && conn->ld != NULL) {
+		(void)ldap_abandon_ext(conn->ld, req->msgid, NULL, NULL);
+		if (conn->for_bind) {
+			/* never a new bind while one may still run */
+			ldap_request_detach(req);
+			ldap_conn_close(conn);
+		}
+	}
+	e_error(req->event, "ldap: %s: no LDAP server answered within %u ms "
+		"(last error: %s)", req->what, ldap_request_max_msecs(req->ldap),
+		req->last_error == NULL ? "none" : req->last_error);
+	ldap_request_finish(req, POP3EXT_LDAP_TEMPFAIL);
+	ldap_dispatch(ldap);
+}
+
+static void ldap_request_add_deadline(struct ldap_request *req)
+{
+	/* a listing's pages each have ldap_timeout */
+	if (req->type == LDAP_REQUEST_LIST)
+		return;
+	req->to_deadline = timeout_add(ldap_request_max_msecs(req->ldap),
+				       ldap_request_deadline, req);
 }
 
 static void ldap_request_start(struct ldap_request *req)
@@ -1188,6 +1612,7 @@ static void ldap_request_start(struct ldap_request *req)
 
 	ldap_request_queue(req, FALSE);
 	if (!ldap->sync) {
+		ldap_request_add_deadline(req);
 		ldap_dispatch(ldap);
 		return;
 	}
@@ -1196,6 +1621,7 @@ static void ldap_request_start(struct ldap_request *req)
 	i_assert(ldap->sync_ioloop == NULL);
 	ldap->sync_ioloop = io_loop_create();
 	ldap_move_ios(ldap, ldap->sync_ioloop);
+	ldap_request_add_deadline(req);
 	ldap_dispatch(ldap);
 	while (!req->finished)
 		io_loop_run(ldap->sync_ioloop);

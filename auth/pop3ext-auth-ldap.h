@@ -11,13 +11,20 @@
    listing) the same code runs, and each operation waits for its answer in
    a private ioloop before the call returns.
 
+   A connection's TCP connect, TLS handshake and StartTLS run in a thread
+   (libldap does them only blocking), bounded by ldap_connect_timeout;
+   requests wait in a queue meanwhile, so the process never waits for a
+   server.
+
    Servers are tried in the order of ldap_uris. A server that refuses the
-   connection, or does not answer within ldap_timeout, is marked down for
-   ldap_retry_interval and its requests go to the next server; once the
-   interval has passed, new requests go to the earlier (preferred) server
-   again if it answers. A request tries each server at most once (a
-   connection closed under it is retried once on the same server); when
-   every server it may still try is marked down, it tries those in order.
+   connection, or does not answer within ldap_connect_timeout/ldap_timeout,
+   is marked down for ldap_retry_interval (doubled per failure in a row)
+   and its requests, and those queued for its connection, go to the next
+   server; once the interval has passed, new requests go to the earlier
+   (preferred) server again if it answers. A request tries each server at
+   most once (a connection closed under it is retried once on the same
+   server); when every server it may still try is marked down, it fails at
+   once. Each search and bind has a deadline besides.
 
    Each callback is called exactly once, possibly before the function that
    started the operation returns. */
