@@ -100,8 +100,8 @@ int pop3ext_auth_config_parse(pool_t pool, const char *path,
 			      const struct pop3ext_auth_config **config_r,
 			      const char **error_r);
 
-/* Expands a template with %u (user), %n (user part before '@'), %d (domain
-   part after '@'), %s (service) and %%, passing each user-supplied value
+/* Expands a template with %u (user), %n (user part before the first '@'),
+   %d (domain part after it), %s (service) and %%, passing each user-supplied value
    through escape (NULL: as is). Returns the expansion on the data stack. */
 typedef const char *pop3ext_auth_escape_func_t(const char *value);
 const char *
