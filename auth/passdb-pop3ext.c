@@ -4,11 +4,14 @@
 #include "array.h"
 #include "str.h"
 #include "str-sanitize.h"
+#include "strfuncs.h"
 #include "passdb.h"
 #include "pop3ext-auth-escape.h"
 #include "pop3ext-auth-ldap.h"
 #include "pop3ext-auth-site-loader.h"
 #include "pop3ext-auth.h"
+
+#include <ctype.h>
 
 struct pop3ext_passdb_module {
 	struct passdb_module module;
@@ -108,6 +111,56 @@ pop3ext_passdb_apply_entry(struct pop3ext_passdb_module *module,
 	return 0;
 }
 
+/* The fields a site hook may set. Passdb fields: only those that restrict
+   or describe the login. Userdb fields ("userdb_"): any but those through
+   which Dovecot (auth-request.c) would change who the user is or where
+   the mail is: a rename (user, username, domain), an import of arbitrary
+   fields, the system user, the home, the mail location, uid and gid.
+   Names are Dovecot's field syntax: no ':' (":protected" and ":remove"
+   would change the meaning), no TAB or other control characters (Dovecot
+   asserts on a TAB). */
+static bool site_hook_field_is_allowed(const char *name, const char **why_r)
+{
+	static const char *const passdb_allowed[] = {
+		"nologin", "reason", "allow_nets", "allow_real_nets",
+		"nodelay", "fail", NULL
+	};
+	static const char *const userdb_denied[] = {
+		"user", "username", "domain", "userdb_import", "uidgid_file",
+		"system_user", "system_groups_user", "home", "mail", "uid",
+		"gid", NULL
+	};
+	const char *p;
+
+	if (name[0] == '\0') {
+		*why_r = "not a field name";
+		return FALSE;
+	}
+	for (p = name; *p != '\0'; p++) {
+		if (!i_isalnum(*p) && *p != '_' && *p != '-' && *p != '/' &&
+		    *p != '.') {
+			*why_r = "not a field name";
+			return FALSE;
+		}
+	}
+	if (str_begins(name, "userdb_")) {
+		if (name[7] == '\0' ||
+		    str_array_find(userdb_denied, name + 7)) {
+			*why_r = "it would change who the user is or where the "
+				"mail is";
+			return FALSE;
+		}
+		return TRUE;
+	}
+	if (!str_array_find(passdb_allowed, name)) {
+		*why_r = "hooks may set userdb_* fields and the passdb fields "
+			"nologin, reason, allow_nets, allow_real_nets, nodelay "
+			"and fail";
+		return FALSE;
+	}
+	return TRUE;
+}
+
 static enum passdb_result
 pop3ext_passdb_site_hooks(struct pop3ext_passdb_module *module,
 			  struct auth_request *request, bool recent,
@@ -151,10 +204,11 @@ pop3ext_passdb_site_hooks(struct pop3ext_passdb_module *module,
 	}
 	f = array_get(&outcome.fields, &count);
 	for (i = 0; i + 1 < count; i += 2) {
-		if (strcmp(f[i], "user") == 0 || strcmp(f[i], "password") == 0 ||
-		    strcmp(f[i], "password_noscheme") == 0) {
-			e_error(event, "site hook tried to set field %s: ignored",
-				f[i]);
+		const char *why;
+
+		if (!site_hook_field_is_allowed(f[i], &why)) {
+			e_error(event, "site hook tried to set field %s: "
+				"refused (%s)", str_sanitize(f[i], 128), why);
 			continue;
 		}
 		auth_request_set_field(request, f[i], f[i+1], NULL);

@@ -32,7 +32,12 @@
    Fields: reply->add_field(reply, name, value) adds a Dovecot passdb extra
    field, e.g. "userdb_pop3ext_audit" = "yes" (a userdb field for the mail
    session), or "nologin" + "reason". Fields added by a hook that then denies
-   are discarded.
+   are discarded. Fields that would change who the user is or where the
+   mail is (user, username, domain, login_user, imports, userdb_home,
+   userdb_mail, userdb_uid, ...; see docs/AUTH.md), other passdb fields than
+   nologin, reason, allow_nets, allow_real_nets, nodelay and fail, and names
+   with other characters than letters, digits, '_', '-', '/' and '.' are
+   refused (logged).
 
    A hook must not keep pointers into the request after login() returns.
 

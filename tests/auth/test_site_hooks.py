@@ -21,7 +21,8 @@ class SiteHookTest(AuthTestCase):
         super().setUp()
         self.hook_dir = os.path.join(self.workdir, "site")
         os.makedirs(self.hook_dir)
-        for name in ("pop3ext_site_example", "pop3ext_site_wrong_abi"):
+        for name in ("pop3ext_site_example", "pop3ext_site_wrong_abi",
+                     "pop3ext_site_fields"):
             shutil.copy(env.built("auth/.libs/%s.so" % name), self.hook_dir)
         self.s = self.slapd(users=USERS)
 
@@ -81,6 +82,35 @@ class SiteHookTest(AuthTestCase):
         self.assertNotIn("first=1", out)
         # over POP3 from 127.0.0.1 (secured for Dovecot) it passes both
         self.assertEqual(pop3_login(d, "alice", "alice-pw"), OK)
+
+    def test_hooks_cannot_rename_the_user(self):
+        # every field through which Dovecot would change who logs in (or
+        # where the mail is), directly, with a :protected suffix, or by
+        # import; and names Dovecot can't take (a TAB crashed the worker)
+        renaming = ["user", "username", "domain", "login_user",
+                    "userdb_user", "userdb_username", "userdb_domain",
+                    "passdb_import", "userdb_userdb_import",
+                    "username:protected", "userdb_home", "userdb_mail",
+                    "userdb_uid", "password", "nopassword"]
+        args = " ".join("%s=bob" % n for n in renaming)
+        d, _ = self.hook_dovecot("fields %s x\\tuser=bob "
+                                 "userdb_pop3ext_audit=yes" % args)
+        code, out = auth_login(d, "alice", "alice-pw")
+        self.assertEqual(code, 0, out)
+        self.assertIn("auth succeeded", out)
+        self.assertNotIn("bob", out)
+        # the fields it may set still arrive
+        self.assertEqual(userdb_fields(out)["pop3ext_audit"], "yes")
+        self.assertEqual(pop3_login(d, "alice", "alice-pw"), OK)
+        d.wait_log("Login: user=<alice>")
+        self.assertNotIn("user=<bob>", d.log())
+        log = d.log()
+        for name in renaming:
+            self.assertIn("site hook tried to set field %s: refused" % name,
+                          log)
+        self.assertIn("site hook tried to set field x?user: refused "
+                      "(not a field name)", log)
+        assert_clean_log(self, d)
 
     def assert_startup_error(self, hook_line, message):
         d, line = self.hook_dovecot(hook_line)
