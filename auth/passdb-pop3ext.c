@@ -239,11 +239,12 @@ passdb_lookup_finish(struct passdb_lookup *lookup, enum passdb_result result)
 	auth_request_unref(&request);
 }
 
-/* The password was right and the entry (if any) is read: apply it, the
-   recent view and the site hooks. */
+/* The password was right and the entry (if any) is read and its name
+   checked: apply it (with the entry's name, if not NULL), the recent view
+   and the site hooks. */
 static void
-passdb_lookup_authenticated(struct passdb_lookup *lookup,
-			    struct pop3ext_ldap_entry *entry)
+passdb_lookup_apply(struct passdb_lookup *lookup,
+		    struct pop3ext_ldap_entry *entry, const char *name)
 {
 	struct pop3ext_passdb_module *module = lookup->module;
 	struct auth_request *request = lookup->request;
@@ -253,23 +254,18 @@ passdb_lookup_authenticated(struct passdb_lookup *lookup,
 	T_BEGIN {
 		t_array_init(&userdb_fields, 16);
 		result = PASSDB_RESULT_OK;
-		if (entry != NULL) {
-			const char *name = pop3ext_auth_entry_username(
-				module->db->set, entry, request->fields.user);
-
-			if (name != NULL)
-				auth_request_set_field(request, "user", name,
-						       NULL);
-			if (pop3ext_passdb_apply_entry(module, request, entry,
-						       &userdb_fields) < 0)
-				result = PASSDB_RESULT_INTERNAL_FAILURE;
-		}
+		if (name != NULL)
+			auth_request_set_field(request, "user", name, NULL);
+		if (entry != NULL &&
+		    pop3ext_passdb_apply_entry(module, request, entry,
+					       &userdb_fields) < 0)
+			result = PASSDB_RESULT_INTERNAL_FAILURE;
 		if (result == PASSDB_RESULT_OK && lookup->recent) {
-			const char *name = "pop3ext_view", *value = "recent";
+			const char *field = "pop3ext_view", *value = "recent";
 
 			auth_request_set_field(request, "userdb_pop3ext_view",
 					       "recent", NULL);
-			array_push_back(&userdb_fields, &name);
+			array_push_back(&userdb_fields, &field);
 			array_push_back(&userdb_fields, &value);
 		}
 		if (result == PASSDB_RESULT_OK) {
@@ -279,6 +275,74 @@ passdb_lookup_authenticated(struct passdb_lookup *lookup,
 		}
 	} T_END;
 	passdb_lookup_finish(lookup, result);
+}
+
+static void
+passdb_lookup_name_verified(enum pop3ext_ldap_result lret, const char *name,
+			    void *context)
+{
+	struct passdb_lookup *lookup = context;
+
+	if (lret != POP3EXT_LDAP_OK) {
+		passdb_lookup_finish(lookup, lret == POP3EXT_LDAP_NOT_FOUND ?
+				     PASSDB_RESULT_USER_UNKNOWN :
+				     ldap_result_to_passdb(lret));
+		return;
+	}
+	passdb_lookup_apply(lookup, lookup->entry, name);
+}
+
+/* The password was right and the entry (if any) is read: the login goes
+   on as the entry's user. */
+static void
+passdb_lookup_authenticated(struct passdb_lookup *lookup,
+			    struct pop3ext_ldap_entry *entry)
+{
+	const struct pop3ext_auth_config *set = lookup->module->db->set;
+	struct auth_request *request = lookup->request;
+	const char *user = request->fields.user, *name = NULL, *error;
+	enum pop3ext_auth_name ret;
+
+	if (entry == NULL) {
+		passdb_lookup_apply(lookup, NULL, NULL);
+		return;
+	}
+	T_BEGIN {
+		ret = pop3ext_auth_entry_name(set, entry, user, &name, &error);
+		if (ret == POP3EXT_AUTH_NAME_VERIFY) {
+			name = p_strdup(request->pool, name);
+			if (set->password_check == POP3EXT_AUTH_PASSWORD_PAM &&
+			    strcasecmp(name, user) != 0) {
+				/* the directory must not change whom PAM
+				   authenticated */
+				error = t_strdup_printf(
+					"PAM authenticated %s, but the "
+					"directory's entry %s is %s",
+					str_sanitize(user, 256),
+					str_sanitize(entry->dn, 256),
+					str_sanitize(name, 256));
+				ret = POP3EXT_AUTH_NAME_REFUSE;
+			}
+		}
+		if (ret == POP3EXT_AUTH_NAME_REFUSE) {
+			e_error(authdb_event(request), "refused: %s", error);
+		}
+	} T_END;
+	switch (ret) {
+	case POP3EXT_AUTH_NAME_SAME:
+		passdb_lookup_apply(lookup, entry, NULL);
+		break;
+	case POP3EXT_AUTH_NAME_REFUSE:
+		passdb_lookup_finish(lookup, PASSDB_RESULT_USER_UNKNOWN);
+		break;
+	case POP3EXT_AUTH_NAME_VERIFY:
+		lookup->entry = entry;
+		pop3ext_auth_verify_name(lookup->module->db,
+					 authdb_event(request), request->pool,
+					 entry, name, request->fields.service,
+					 passdb_lookup_name_verified, lookup);
+		break;
+	}
 }
 
 static void

@@ -4,6 +4,7 @@
 #include "array.h"
 #include "llist.h"
 #include "str.h"
+#include "str-sanitize.h"
 #include "pop3ext-auth-escape.h"
 #include "pop3ext-auth-ldap.h"
 #include "pop3ext-auth-site-loader.h"
@@ -120,20 +121,97 @@ void pop3ext_auth_entry_userdb_fields(const struct pop3ext_auth_config *set,
 	}
 }
 
-const char *pop3ext_auth_entry_username(const struct pop3ext_auth_config *set,
-					const struct pop3ext_ldap_entry *entry,
-					const char *user)
+enum pop3ext_auth_name
+pop3ext_auth_entry_name(const struct pop3ext_auth_config *set,
+			const struct pop3ext_ldap_entry *entry, const char *user,
+			const char **name_r, const char **error_r)
 {
 	const ARRAY_TYPE(const_string) *values;
 	const char *name, *error;
 
 	values = pop3ext_ldap_entry_values(entry, set->ldap_username_attribute);
-	if (values == NULL || array_count(values) != 1)
-		return NULL;
+	if (values == NULL || array_count(values) == 0) {
+		*error_r = t_strdup_printf(
+			"entry %s has no %s (ldap_username_attribute): its "
+			"user name can't be checked", str_sanitize(entry->dn, 256),
+			set->ldap_username_attribute);
+		return POP3EXT_AUTH_NAME_REFUSE;
+	}
+	array_foreach_elem(values, name) {
+		if (strcmp(name, user) == 0)
+			return POP3EXT_AUTH_NAME_SAME;
+	}
+	if (array_count(values) != 1) {
+		*error_r = t_strdup_printf(
+			"entry %s has several %s values (ldap_username_attribute) "
+			"and none is the login name exactly",
+			str_sanitize(entry->dn, 256),
+			set->ldap_username_attribute);
+		return POP3EXT_AUTH_NAME_REFUSE;
+	}
 	name = array_idx_elem(values, 0);
-	if (strcmp(name, user) == 0 ||
-	    pop3ext_auth_username_check(name, set->username_max_length,
-					&error) < 0)
-		return NULL;
-	return name;
+	if (pop3ext_auth_username_check(name, set->username_max_length,
+					&error) < 0) {
+		*error_r = t_strdup_printf(
+			"entry %s: %s %s is not a valid user name: %s",
+			str_sanitize(entry->dn, 256),
+			set->ldap_username_attribute, str_sanitize(name, 256),
+			error);
+		return POP3EXT_AUTH_NAME_REFUSE;
+	}
+	*name_r = name;
+	return POP3EXT_AUTH_NAME_VERIFY;
+}
+
+struct name_verify {
+	const char *dn, *name, *attribute;
+	struct event *event;
+	pop3ext_auth_name_callback_t *callback;
+	void *context;
+};
+
+static void name_verify_found(enum pop3ext_ldap_result lret,
+			      struct pop3ext_ldap_entry *entry, void *context)
+{
+	struct name_verify *verify = context;
+
+	if (lret == POP3EXT_LDAP_OK && strcasecmp(entry->dn, verify->dn) == 0) {
+		verify->callback(POP3EXT_LDAP_OK, verify->name,
+				 verify->context);
+		return;
+	}
+	if (lret == POP3EXT_LDAP_OK || lret == POP3EXT_LDAP_NOT_FOUND) {
+		e_error(verify->event, "the directory names entry %s %s, but "
+			"ldap_user_filter with %s finds %s: refusing the login "
+			"(two entries must not become one user; set "
+			"ldap_username_attribute to the attribute "
+			"ldap_user_filter matches)",
+			str_sanitize(verify->dn, 256),
+			str_sanitize(verify->name, 256),
+			str_sanitize(verify->name, 256),
+			lret == POP3EXT_LDAP_NOT_FOUND ? "no entry" :
+			t_strdup_printf("another entry (%s)",
+					str_sanitize(entry->dn, 256)));
+		verify->callback(POP3EXT_LDAP_NOT_FOUND, NULL, verify->context);
+		return;
+	}
+	verify->callback(lret, NULL, verify->context);
+}
+
+void pop3ext_auth_verify_name(struct pop3ext_auth_db *db, struct event *event,
+			      pool_t pool, const struct pop3ext_ldap_entry *entry,
+			      const char *name, const char *service,
+			      pop3ext_auth_name_callback_t *callback,
+			      void *context)
+{
+	struct name_verify *verify;
+
+	verify = p_new(pool, struct name_verify, 1);
+	verify->dn = entry->dn;
+	verify->name = p_strdup(pool, name);
+	verify->event = event;
+	verify->callback = callback;
+	verify->context = context;
+	pop3ext_ldap_find_user(db->ldap, event, pool, name, service,
+			       name_verify_found, verify);
 }

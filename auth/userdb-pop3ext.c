@@ -23,6 +23,9 @@ struct userdb_lookup {
 	struct auth_request *request;
 	struct pop3ext_userdb_module *module;
 	userdb_callback_t *callback;
+	/* the name looked up (without the recent: prefix) */
+	const char *user;
+	struct pop3ext_ldap_entry *entry;
 	bool recent;
 };
 
@@ -35,6 +38,48 @@ userdb_lookup_finish(struct userdb_lookup *lookup, enum userdb_result result)
 	auth_request_unref(&request);
 }
 
+/* The entry is the user's, with name (NULL: the login name) as its
+   user name. */
+static void
+userdb_lookup_apply(struct userdb_lookup *lookup,
+		    struct pop3ext_ldap_entry *entry, const char *name)
+{
+	struct auth_request *request = lookup->request;
+	const struct pop3ext_auth_config *set = lookup->module->db->set;
+	ARRAY_TYPE(const_string) fields;
+	const char *const *f;
+	unsigned int i, count;
+
+	T_BEGIN {
+		if (name != NULL)
+			auth_request_set_userdb_field(request, "user", name);
+		t_array_init(&fields, 16);
+		pop3ext_auth_entry_userdb_fields(set, entry, &fields);
+		f = array_get(&fields, &count);
+		for (i = 0; i + 1 < count; i += 2)
+			auth_request_set_userdb_field(request, f[i], f[i+1]);
+		if (lookup->recent) {
+			auth_request_set_userdb_field(request, "pop3ext_view",
+						      "recent");
+		}
+	} T_END;
+	userdb_lookup_finish(lookup, USERDB_RESULT_OK);
+}
+
+static void
+userdb_lookup_name_verified(enum pop3ext_ldap_result lret, const char *name,
+			    void *context)
+{
+	struct userdb_lookup *lookup = context;
+
+	if (lret == POP3EXT_LDAP_NOT_FOUND)
+		userdb_lookup_finish(lookup, USERDB_RESULT_USER_UNKNOWN);
+	else if (lret != POP3EXT_LDAP_OK)
+		userdb_lookup_finish(lookup, USERDB_RESULT_INTERNAL_FAILURE);
+	else
+		userdb_lookup_apply(lookup, lookup->entry, name);
+}
+
 static void
 userdb_lookup_found(enum pop3ext_ldap_result lret,
 		    struct pop3ext_ldap_entry *entry, void *context)
@@ -42,9 +87,8 @@ userdb_lookup_found(enum pop3ext_ldap_result lret,
 	struct userdb_lookup *lookup = context;
 	struct auth_request *request = lookup->request;
 	const struct pop3ext_auth_config *set = lookup->module->db->set;
-	ARRAY_TYPE(const_string) fields;
-	const char *user, *const *f;
-	unsigned int i, count;
+	const char *name = NULL, *error;
+	enum pop3ext_auth_name ret;
 
 	switch (lret) {
 	case POP3EXT_LDAP_OK:
@@ -59,21 +103,26 @@ userdb_lookup_found(enum pop3ext_ldap_result lret,
 	}
 
 	T_BEGIN {
-		user = pop3ext_auth_entry_username(set, entry,
-						   request->fields.user);
-		if (user != NULL)
-			auth_request_set_userdb_field(request, "user", user);
-		t_array_init(&fields, 16);
-		pop3ext_auth_entry_userdb_fields(set, entry, &fields);
-		f = array_get(&fields, &count);
-		for (i = 0; i + 1 < count; i += 2)
-			auth_request_set_userdb_field(request, f[i], f[i+1]);
-		if (lookup->recent) {
-			auth_request_set_userdb_field(request, "pop3ext_view",
-						      "recent");
-		}
+		ret = pop3ext_auth_entry_name(set, entry, lookup->user,
+					      &name, &error);
+		if (ret == POP3EXT_AUTH_NAME_REFUSE)
+			e_error(authdb_event(request), "refused: %s", error);
 	} T_END;
-	userdb_lookup_finish(lookup, USERDB_RESULT_OK);
+	switch (ret) {
+	case POP3EXT_AUTH_NAME_SAME:
+		userdb_lookup_apply(lookup, entry, NULL);
+		break;
+	case POP3EXT_AUTH_NAME_REFUSE:
+		userdb_lookup_finish(lookup, USERDB_RESULT_USER_UNKNOWN);
+		break;
+	case POP3EXT_AUTH_NAME_VERIFY:
+		lookup->entry = entry;
+		pop3ext_auth_verify_name(lookup->module->db,
+					 authdb_event(request), request->pool,
+					 entry, name, request->fields.service,
+					 userdb_lookup_name_verified, lookup);
+		break;
+	}
 }
 
 static void
@@ -111,9 +160,10 @@ pop3ext_userdb_lookup(struct auth_request *request,
 	lookup->module = module;
 	lookup->callback = callback;
 	lookup->recent = recent;
+	lookup->user = p_strdup(request->pool, user);
 	auth_request_ref(request);
 	pop3ext_ldap_find_user(module->db->ldap, event, request->pool,
-			       request->fields.user, request->fields.service,
+			       user, request->fields.service,
 			       userdb_lookup_found, lookup);
 }
 
