@@ -106,6 +106,8 @@ struct ldap_conn {
 	bool draining;
 	/* failed: libldap may have closed the socket already */
 	bool broken;
+	/* monotonic msecs of the last answer read */
+	uint64_t last_input;
 };
 
 struct ldap_request {
@@ -139,6 +141,8 @@ struct ldap_request {
 	struct ldap_conn *conn;
 	int msgid;
 	struct timeout *to;
+	/* monotonic msecs when it was sent */
+	uint64_t sent_at;
 	/* the whole request's deadline */
 	struct timeout *to_deadline;
 	/* servers it failed on (bit per index), and whether a connection
@@ -213,6 +217,24 @@ static bool ldap_rc_is_unavailable(int rc)
 	case LDAP_CONNECT_ERROR:
 	case LDAP_UNAVAILABLE:
 	case LDAP_BUSY:
+		return TRUE;
+	}
+	return FALSE;
+}
+
+/* Search results that another server may not give: a broken backend
+   (other), a server that won't (unwilling) - the server is taken for down;
+   its own time or admin limit - only this search goes on. */
+static bool ldap_search_rc_fails_over(int rc, bool *mark_down_r)
+{
+	switch (rc) {
+	case LDAP_OTHER:
+	case LDAP_UNWILLING_TO_PERFORM:
+		*mark_down_r = TRUE;
+		return TRUE;
+	case LDAP_TIMELIMIT_EXCEEDED:
+	case LDAP_ADMINLIMIT_EXCEEDED:
+		*mark_down_r = FALSE;
 		return TRUE;
 	}
 	return FALSE;
@@ -481,9 +503,27 @@ static void ldap_request_retry(struct ldap_request *req, const char *reason)
 
 static void ldap_request_timeout(struct ldap_request *req)
 {
-	ldap_conn_failed(req->conn, t_strdup_printf(
+	struct pop3ext_ldap *ldap = req->ldap;
+	struct ldap_conn *conn = req->conn;
+	const char *reason = t_strdup_printf(
 		"no answer to %s within %u ms", req->type == LDAP_REQUEST_BIND ?
-		"bind" : "search", req->ldap->set->ldap_timeout_msecs), TRUE);
+		"bind" : "search", ldap->set->ldap_timeout_msecs);
+	unsigned int server = conn->server;
+
+	if (conn->last_input > req->sent_at) {
+		/* the server answered others meanwhile: only this request
+		   is slow (an expensive search), the server is fine */
+		e_warning(req->event, "ldap: %s: %s: %s - trying the next "
+			  "server", ldap_server_uri(ldap, server), req->what,
+			  reason);
+		(void)ldap_abandon_ext(conn->ld, req->msgid, NULL, NULL);
+		ldap_request_detach(req);
+		req->tried |= 1U << server;
+		ldap_request_retry(req, reason);
+		ldap_dispatch(ldap);
+		return;
+	}
+	ldap_conn_failed(conn, reason, TRUE);
 }
 
 /* -- connections ------------------------------------------------------------ */
@@ -1074,6 +1114,7 @@ static void ldap_request_send(struct ldap_conn *conn, struct ldap_request *req)
 	DLLIST_PREPEND(&conn->requests, req);
 	conn->request_count++;
 	if (rc == LDAP_SUCCESS) {
+		req->sent_at = monotonic_msecs();
 		req->to = timeout_add(req->ldap->set->ldap_timeout_msecs,
 				      ldap_request_timeout, req);
 		return;
@@ -1411,18 +1452,28 @@ static void ldap_request_answered(struct ldap_conn *conn,
 	struct pop3ext_ldap *ldap = conn->ldap;
 	LDAPControl **ctrls = NULL;
 	const char *diag;
+	bool mark_down = TRUE;
 	int err;
 
 	err = ldap_parse_answer(conn->ld, msg, &ctrls, &diag);
 
-	if (ldap_rc_is_unavailable(err)) {
+	if (ldap_rc_is_unavailable(err) ||
+	    (req->type != LDAP_REQUEST_BIND &&
+	     ldap_search_rc_fails_over(err, &mark_down))) {
 		/* busy or unavailable: try the next server */
 		unsigned int server = conn->server;
 
 		if (ctrls != NULL)
 			ldap_controls_free(ctrls);
 		ldap_request_detach(req);
-		ldap_server_mark_down(ldap, server, diag);
+		if (mark_down)
+			ldap_server_mark_down(ldap, server, diag);
+		else {
+			e_warning(req->event, "ldap: %s: %s: %s - trying "
+				  "the next server",
+				  ldap_server_uri(ldap, server), req->what,
+				  diag);
+		}
 		req->tried |= 1U << server;
 		ldap_request_retry(req, diag);
 		return;
@@ -1532,6 +1583,7 @@ static void ldap_conn_input(struct ldap_conn *conn)
 			} T_END;
 			break;
 		}
+		conn->last_input = monotonic_msecs();
 		T_BEGIN {
 			ldap_conn_message(conn, msg);
 		} T_END;

@@ -5,6 +5,8 @@
                  the search or the StartTLS request, as ldaps:// the TLS
                  handshake
     BindThenTarpit()  answers binds with success, then hangs on searches
+    FakeLdap(rules)   answers binds, and searches as rules say (hang on
+                 some, an error code for others, else no entry)
     Closer()     accepts and closes at once (a load balancer with a dead
                  backend)
     FullQueue()  listens with a full accept queue, so that connect() hangs
@@ -134,12 +136,40 @@ class BindThenTarpit(Tarpit):
             msg, buf = buf[i:i + length], buf[i + length:]
             # messageID INTEGER, then the protocolOp's tag
             idlen = msg[1]
-            msgid = msg[0:2 + idlen]
-            if msg[2 + idlen] == 0x60:
-                op = b"\x0a\x01\x00\x04\x00\x04\x00"
-                body = msgid + b"\x61" + bytes([len(op)]) + op
-                c.sendall(b"\x30" + bytes([len(body)]) + body)
+            self.on_message(c, msg[0:2 + idlen], msg[2 + idlen], msg)
         self._buf[c] = buf
+
+    def on_message(self, c, msgid, op, msg):
+        if op == 0x60:
+            res = b"\x0a\x01\x00\x04\x00\x04\x00"
+            body = msgid + b"\x61" + bytes([len(res)]) + res
+            c.sendall(b"\x30" + bytes([len(body)]) + body)
+
+
+class FakeLdap(BindThenTarpit):
+    """Answers binds with success and searches by rules: rules maps a byte
+    string found in the search request (e.g. b"slow") to None (never
+    answer) or a result code; other searches end with success and no
+    entry. .searches counts the searches it got."""
+
+    def __init__(self, rules):
+        self.rules = rules
+        self.searches = 0
+        super().__init__()
+
+    def on_message(self, c, msgid, op, msg):
+        if op != 0x63:
+            return super().on_message(c, msgid, op, msg)
+        self.searches += 1
+        code = 0
+        for marker, action in self.rules.items():
+            if marker in msg:
+                if action is None:
+                    return
+                code = action
+        body = b"\x0a\x01" + bytes([code]) + b"\x04\x00\x04\x00"
+        body = msgid + b"\x65" + bytes([len(body)]) + body
+        c.sendall(b"\x30" + bytes([len(body)]) + body)
 
 
 class Closer(_Threaded):

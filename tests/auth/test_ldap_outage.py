@@ -11,7 +11,7 @@ import time
 
 from authtest import (AuthTestCase, AUTH_FAILED, ldap_conf, pop3_login,
                       assert_clean_log)
-from badldap import Tarpit, BindThenTarpit, Closer, FullQueue
+from badldap import Tarpit, BindThenTarpit, FakeLdap, Closer, FullQueue
 import os
 
 from pop3ext_harness.pam import PamWrapper
@@ -217,3 +217,48 @@ class WorkerOutageTest(AuthTestCase):
         self.assertLess(time.monotonic() - start, 2.0)
         self.assertNotIn("Lookup timed out", d.log())
         assert_clean_log(self, d)
+
+
+class SlowSearchTest(AuthTestCase):
+    """One slow search is that request's problem, not the server's: it
+    goes on to the next server, the server stays in use. Errors another
+    server may not have (other(80), busy) fail over."""
+
+    def setup(self, rules):
+        bad = FakeLdap(rules)
+        self.addCleanup(bad.stop)
+        s = self.slapd(users={"slow": {"password": "slow-pw"},
+                              "alice": {"password": "alice-pw"}})
+        d = self.auth_dovecot(self.write_conf(ldap_conf(
+            [bad.uri, s], ldap_timeout="%ds" % TIMEOUT,
+            ldap_retry_interval="1min")))
+        return bad, s, d
+
+    def test_slow_search_does_not_take_the_server_down(self):
+        bad, s, d = self.setup({b"slow": None})
+        result = {}
+
+        def slow_login():
+            result["answer"] = pop3_login(d, "slow", "slow-pw")
+
+        t = threading.Thread(target=slow_login)
+        t.start()
+        try:
+            # meanwhile the server answers other searches ("unknown")
+            while t.is_alive():
+                self.assertEqual(pop3_login(d, "ghost", "x"), AUTH_FAILED)
+        finally:
+            t.join()
+        # the slow one went on to slapd
+        self.assertEqual(result["answer"], OK)
+        searches = bad.searches
+        self.assertEqual(pop3_login(d, "ghost", "x"), AUTH_FAILED)
+        self.assertGreater(bad.searches, searches)
+        self.assertNotIn("%s unavailable" % bad.uri, d.log())
+
+    def test_server_errors_fail_over(self):
+        # other(80): e.g. a broken backend database; busy(51)
+        bad, s, d = self.setup({b"alice": 80, b"slow": 51})
+        self.assertEqual(pop3_login(d, "alice", "alice-pw"), OK)
+        self.assertEqual(pop3_login(d, "slow", "slow-pw"), OK)
+        self.assertIn("%s unavailable" % bad.uri, d.log())
