@@ -227,6 +227,8 @@ struct passdb_lookup {
 	const char *dn;
 	/* the entry the search found, with the attributes */
 	struct pop3ext_ldap_entry *entry;
+	/* the user name as this passdb got it */
+	const char *login_user;
 	bool recent;
 };
 
@@ -235,6 +237,14 @@ passdb_lookup_finish(struct passdb_lookup *lookup, enum passdb_result result)
 {
 	struct auth_request *request = lookup->request;
 
+	if (result != PASSDB_RESULT_OK &&
+	    strcmp(request->fields.user, lookup->login_user) != 0) {
+		/* the recent: prefix stripped, PAM's or the directory's
+		   name: none of it holds for a later passdb (Dovecot rolls
+		   back the fields of a failed passdb, not the user name) */
+		auth_request_set_field(request, "user", lookup->login_user,
+				       NULL);
+	}
 	lookup->callback(result, request);
 	auth_request_unref(&request);
 }
@@ -460,12 +470,13 @@ pop3ext_passdb_verify_plain(struct auth_request *request, const char *password,
 		callback(PASSDB_RESULT_USER_UNKNOWN, request);
 		return;
 	}
+	lookup = p_new(request->pool, struct passdb_lookup, 1);
+	lookup->login_user = p_strdup(request->pool, request->fields.user);
 	if (recent) {
 		e_debug(event, "recent view login for %s", user);
 		auth_request_set_field(request, "user", user, NULL);
 	}
 
-	lookup = p_new(request->pool, struct passdb_lookup, 1);
 	lookup->request = request;
 	lookup->module = module;
 	lookup->callback = callback;

@@ -87,3 +87,22 @@ class PamIdentityTest(AuthTestCase):
         d.wait_log("refused: PAM authenticated alice@x.test, but the "
                    "directory's entry uid=bob,")
         self.assertNotIn("Login: user=<bob>", d.log())
+
+
+class ChainTest(AuthTestCase):
+    """What a failed pop3ext login leaves for the next passdb (W2)."""
+
+    def test_recent_prefix_does_not_leak_into_the_next_passdb(self):
+        s = self.slapd(users={"alice": {"password": "alice-pw"}})
+        # another passdb knows alice with another password
+        d = self.auth_dovecot(self.write_conf(ldap_conf([s])),
+                              passwd_file_after=True,
+                              users={"alice": {"password": "file-pw"}})
+        code, out = auth_login(d, "recent:alice", "alice-pw")
+        self.assertEqual(code, 0, out)
+        self.assertIn("pop3ext_view=recent", out)
+        # pop3ext refuses the password; the next passdb must see the name
+        # as the client sent it, not the stripped one
+        code, out = auth_login(d, "recent:alice", "file-pw")
+        self.assertNotEqual(code, 0, out)
+        self.assertEqual(auth_login(d, "alice", "file-pw")[0], 0)

@@ -112,6 +112,22 @@ class SiteHookTest(AuthTestCase):
                       "(not a field name)", log)
         assert_clean_log(self, d)
 
+    def test_tempfail_with_later_passdbs(self):
+        # a hook's TEMPFAIL (maintenance) is Dovecot's internal failure,
+        # which by default goes on to the next passdb; the documented
+        # result_internalfail = return-fail keeps it from logging in
+        maint = os.path.join(self.workdir, "maintenance")
+        open(maint, "w").close()
+        d, _ = self.hook_dovecot(
+            "example maintenance_file=%s" % maint, passwd_file_after=True,
+            users={"alice": {"password": "alice-pw"}},
+            passdb_extra="  result_internalfail = return-fail\n")
+        self.assert_tempfail(pop3_login(d, "alice", "alice-pw"))
+        self.assertIn("site hook example failed the login temporarily",
+                      d.log())
+        os.unlink(maint)
+        self.assertEqual(pop3_login(d, "alice", "alice-pw"), OK)
+
     def assert_startup_error(self, hook_line, message):
         d, line = self.hook_dovecot(hook_line)
         d.wait_log("auth: Fatal: pop3ext: %s line %d: site_hook: %s" % (
