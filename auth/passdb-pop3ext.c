@@ -2,6 +2,7 @@
 
 #include "auth-common.h"
 #include "array.h"
+#include "safe-memset.h"
 #include "str.h"
 #include "str-sanitize.h"
 #include "strfuncs.h"
@@ -77,7 +78,8 @@ pop3ext_passdb_apply_entry(struct pop3ext_passdb_module *module,
 		    parse_flag(value, &enabled) < 0) {
 			e_error(event, "directory attribute %s of %s is not "
 				"TRUE or FALSE: %s",
-				set->ldap_pop3_enabled_attribute, entry->dn,
+				set->ldap_pop3_enabled_attribute,
+				str_sanitize(entry->dn, 256),
 				str_sanitize(value, 64));
 			return -1;
 		}
@@ -222,7 +224,8 @@ struct passdb_lookup {
 	struct auth_request *request;
 	struct pop3ext_passdb_module *module;
 	verify_plain_callback_t *callback;
-	const char *password;
+	/* search+bind: the password, until the bind is sent */
+	char *password;
 	/* the DN from ldap_user_dn_template or the search */
 	const char *dn;
 	/* the entry the search found, with the attributes */
@@ -232,11 +235,20 @@ struct passdb_lookup {
 	bool recent;
 };
 
+static void passdb_lookup_wipe_password(struct passdb_lookup *lookup)
+{
+	if (lookup->password != NULL) {
+		safe_memset(lookup->password, 0, strlen(lookup->password));
+		lookup->password = NULL;
+	}
+}
+
 static void
 passdb_lookup_finish(struct passdb_lookup *lookup, enum passdb_result result)
 {
 	struct auth_request *request = lookup->request;
 
+	passdb_lookup_wipe_password(lookup);
 	if (result != PASSDB_RESULT_OK &&
 	    strcmp(request->fields.user, lookup->login_user) != 0) {
 		/* the recent: prefix stripped, PAM's or the directory's
@@ -401,6 +413,7 @@ static void passdb_lookup_bound(enum pop3ext_ldap_result lret, void *context)
 {
 	struct passdb_lookup *lookup = context;
 
+	passdb_lookup_wipe_password(lookup);
 	if (lret == POP3EXT_LDAP_OK) {
 		if (lookup->entry != NULL)
 			passdb_lookup_authenticated(lookup, lookup->entry);
@@ -438,6 +451,8 @@ passdb_lookup_found(enum pop3ext_ldap_result lret,
 		/* the search read the attributes too */
 		lookup->entry = entry;
 	}
+	/* (the LDAP layer keeps its own copy while the bind runs; ours is
+	   wiped in the callback) */
 	pop3ext_ldap_bind_user(lookup->module->db->ldap, authdb_event(request),
 			       entry->dn, lookup->password,
 			       passdb_lookup_bound, lookup);
@@ -480,11 +495,20 @@ pop3ext_passdb_verify_plain(struct auth_request *request, const char *password,
 	lookup->request = request;
 	lookup->module = module;
 	lookup->callback = callback;
-	lookup->password = p_strdup(request->pool, password);
+	if (set->password_check == POP3EXT_AUTH_PASSWORD_LDAP &&
+	    set->ldap_user_dn_template[0] == '\0') {
+		/* needed after the search; wiped when done */
+		lookup->password = p_strdup(request->pool, password);
+	}
 	lookup->recent = recent;
 	auth_request_ref(request);
 
-	if (set->password_check == POP3EXT_AUTH_PASSWORD_PAM) {
+	if (set->password_check == POP3EXT_AUTH_PASSWORD_PAM &&
+	    password[0] == '\0') {
+		/* PAM modules may take it (pam_unix nullok) */
+		e_info(event, "pam: empty password refused");
+		passdb_lookup_finish(lookup, PASSDB_RESULT_PASSWORD_MISMATCH);
+	} else if (set->password_check == POP3EXT_AUTH_PASSWORD_PAM) {
 		/* PAM blocks: this runs in an auth-worker */
 		result = pop3ext_pam_verify(set, request, password);
 		if (result != PASSDB_RESULT_OK)

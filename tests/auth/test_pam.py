@@ -53,6 +53,18 @@ class PamTest(AuthTestCase):
                       "(password mismatch?)", log)
         assert_clean_log(self, d)
 
+    def test_empty_password_never_reaches_pam(self):
+        # Debian's pam_unix "nullok" logs an account with an empty hash
+        # in with an empty password: refuse it before PAM, as LDAP does
+        self.pam.add_user("alice", "alice-pw")
+        d = self.pam_dovecot()
+        self.assertEqual(pop3_login(d, "alice", "alice-pw"), OK)
+        before = len(self.pam.items())
+        code, out = auth_login(d, "alice", "")
+        self.assertNotEqual(code, 0, out)
+        self.assertEqual(len(self.pam.items()), before)
+        d.wait_log("pam: empty password refused")
+
     def test_recent_login_with_another_userdb(self):
         self.pam.add_user("alice", "alice-pw")
         d = self.pam_dovecot()
