@@ -6,6 +6,7 @@
 #include "str.h"
 #include "str-sanitize.h"
 #include "strfuncs.h"
+#include "auth-cache.h"
 #include "passdb.h"
 #include "pop3ext-auth-escape.h"
 #include "pop3ext-auth-ldap.h"
@@ -556,6 +557,17 @@ pop3ext_passdb_preinit(pool_t pool, const char *args)
 	module->module.blocking =
 		module->db->set->password_check == POP3EXT_AUTH_PASSWORD_PAM ||
 		module->db->site_hooks != NULL;
+	/* Dovecot's auth cache (auth_cache_size): what a login's outcome
+	   depends on is the name and the service (the POP3-enabled flag,
+	   %s in templates); allow_nets is checked again on every hit. Site
+	   hooks may decide on anything (the client's address, a maintenance
+	   file), so with hooks nothing is cached. A hit stores the password
+	   as Dovecot's hash of the one that worked. */
+	if (module->db->site_hooks == NULL &&
+	    array_count(&module->db->set->site_hooks) == 0) {
+		module->module.default_cache_key =
+			auth_cache_parse_key(pool, "%u%s");
+	}
 	module->module.default_pass_scheme = "PLAIN";
 	module->requests_left = module->db->set->pam_max_requests;
 	return &module->module;

@@ -2,6 +2,7 @@
 
 #include "auth-common.h"
 #include "array.h"
+#include "auth-cache.h"
 #include "userdb.h"
 #include "pop3ext-auth-escape.h"
 #include "pop3ext-auth-ldap.h"
@@ -231,6 +232,9 @@ pop3ext_userdb_preinit(pool_t pool, const char *args)
 	}
 	/* asynchronous in the auth process */
 	module->module.blocking = FALSE;
+	/* Dovecot's auth cache: the fields depend on the name (with a
+	   recent: prefix) and the service (%s in ldap_user_filter) */
+	module->module.default_cache_key = auth_cache_parse_key(pool, "%u%s");
 	return &module->module;
 }
 
