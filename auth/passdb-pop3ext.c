@@ -233,6 +233,8 @@ struct passdb_lookup {
 	struct pop3ext_ldap_entry *entry;
 	/* the user name as this passdb got it */
 	const char *login_user;
+	/* the entry was read for its name only (attributes = none) */
+	bool name_only;
 	bool recent;
 };
 
@@ -279,7 +281,7 @@ passdb_lookup_apply(struct passdb_lookup *lookup,
 		result = PASSDB_RESULT_OK;
 		if (name != NULL)
 			auth_request_set_field(request, "user", name, NULL);
-		if (entry != NULL &&
+		if (entry != NULL && !lookup->name_only &&
 		    pop3ext_passdb_apply_entry(module, request, entry,
 					       &userdb_fields) < 0)
 			result = PASSDB_RESULT_INTERNAL_FAILURE;
@@ -410,6 +412,28 @@ static void passdb_lookup_password_ok(struct passdb_lookup *lookup)
 	}
 }
 
+/* DN template, attributes = none: bound, and the entry read for its
+   name. */
+static void
+passdb_lookup_bound_read(enum pop3ext_ldap_result lret,
+			 struct pop3ext_ldap_entry *entry, void *context)
+{
+	struct passdb_lookup *lookup = context;
+
+	if (lret == POP3EXT_LDAP_OK) {
+		lookup->name_only = TRUE;
+		passdb_lookup_authenticated(lookup, entry);
+		return;
+	}
+	if (lret == POP3EXT_LDAP_INVALID_CREDENTIALS) {
+		auth_request_log_password_mismatch(lookup->request,
+						   AUTH_SUBSYS_DB);
+	}
+	passdb_lookup_finish(lookup, lret == POP3EXT_LDAP_NOT_FOUND ?
+			     PASSDB_RESULT_USER_UNKNOWN :
+			     ldap_result_to_passdb(lret));
+}
+
 static void passdb_lookup_bound(enum pop3ext_ldap_result lret, void *context)
 {
 	struct passdb_lookup *lookup = context;
@@ -521,8 +545,19 @@ pop3ext_passdb_verify_plain(struct auth_request *request, const char *password,
 			pop3ext_auth_template_expand(set->ldap_user_dn_template,
 				request->fields.user, request->fields.service,
 				pop3ext_ldap_escape_dn));
-		pop3ext_ldap_bind_user(module->db->ldap, event, lookup->dn,
-				       password, passdb_lookup_bound, lookup);
+		if (set->attributes == POP3EXT_AUTH_ATTRIBUTES_LDAP) {
+			pop3ext_ldap_bind_user(module->db->ldap, event,
+					       lookup->dn, password,
+					       passdb_lookup_bound, lookup);
+		} else {
+			/* no attributes are read, but the entry's name is:
+			   the DN matches other spellings too */
+			pop3ext_ldap_bind_user_read(module->db->ldap, event,
+						    request->pool, lookup->dn,
+						    password,
+						    passdb_lookup_bound_read,
+						    lookup);
+		}
 	} else {
 		pop3ext_ldap_find_user(module->db->ldap, event, request->pool,
 				       request->fields.user,

@@ -206,6 +206,25 @@ void pop3ext_auth_verify_name(struct pop3ext_auth_db *db, struct event *event,
 {
 	struct name_verify *verify;
 
+	if (db->set->ldap_user_dn_template[0] != '\0') {
+		/* the name is the user's if the DN template makes the entry's
+		   DN of it */
+		const char *dn = pop3ext_auth_template_expand(
+			db->set->ldap_user_dn_template, name, service,
+			pop3ext_ldap_escape_dn);
+
+		if (strcasecmp(dn, entry->dn) == 0) {
+			callback(POP3EXT_LDAP_OK, name, context);
+			return;
+		}
+		e_error(event, "the directory names entry %s %s, but "
+			"ldap_user_dn_template with %s is %s: refusing the "
+			"login (two entries must not become one user)",
+			str_sanitize(entry->dn, 256), str_sanitize(name, 256),
+			str_sanitize(name, 256), str_sanitize(dn, 256));
+		callback(POP3EXT_LDAP_NOT_FOUND, NULL, context);
+		return;
+	}
 	verify = p_new(pool, struct name_verify, 1);
 	verify->dn = entry->dn;
 	verify->name = p_strdup(pool, name);

@@ -135,6 +135,8 @@ struct ldap_request {
 	const char *dn;
 	char *password;
 	bool expired, locked;
+	/* after the bind, read the entry's user name as the user */
+	bool read_after_bind;
 
 	/* where it is */
 	bool queued;
@@ -1512,12 +1514,30 @@ static void ldap_request_answered(struct ldap_conn *conn,
 				conn->draining = draining;
 		}
 		break;
-	case LDAP_REQUEST_BIND:
+	case LDAP_REQUEST_BIND: {
+		enum pop3ext_ldap_result result;
+
 		ldap_bind_ppolicy(req, conn->ld, ctrls);
 		if (ctrls != NULL)
 			ldap_controls_free(ctrls);
-		ldap_request_finish(req, ldap_bind_result(req, err, diag));
+		result = ldap_bind_result(req, err, diag);
+		if (result == POP3EXT_LDAP_OK && req->read_after_bind) {
+			/* the entry, read as the user on this connection */
+			safe_memset(req->password, 0, strlen(req->password));
+			req->type = LDAP_REQUEST_SEARCH;
+			req->what = "user entry read";
+			req->base = req->dn;
+			req->scope = LDAP_SCOPE_BASE;
+			req->filter = "(objectClass=*)";
+			req->attrs = ldap->entry_attrs;
+			req->sizelimit = 2;
+			ldap_request_detach(req);
+			ldap_request_send(conn, req);
+			break;
+		}
+		ldap_request_finish(req, result);
 		break;
+	}
 	}
 }
 
@@ -1761,6 +1781,28 @@ void pop3ext_ldap_bind_user(struct pop3ext_ldap *ldap, struct event *event,
 	req->dn = p_strdup(req->pool, dn);
 	req->password = p_strdup(req->pool, password);
 	req->callback = callback;
+	req->context = context;
+	ldap_request_start(req);
+}
+
+void pop3ext_ldap_bind_user_read(struct pop3ext_ldap *ldap,
+				 struct event *event, pool_t pool,
+				 const char *dn, const char *password,
+				 pop3ext_ldap_entry_callback_t *callback,
+				 void *context)
+{
+	struct ldap_request *req;
+
+	if (password[0] == '\0' || dn[0] == '\0') {
+		callback(POP3EXT_LDAP_INVALID_CREDENTIALS, NULL, context);
+		return;
+	}
+	req = ldap_request_new(ldap, LDAP_REQUEST_BIND, event, "user bind");
+	req->dn = p_strdup(req->pool, dn);
+	req->password = p_strdup(req->pool, password);
+	req->read_after_bind = TRUE;
+	req->result_pool = pool;
+	req->entry_callback = callback;
 	req->context = context;
 	ldap_request_start(req);
 }

@@ -88,6 +88,13 @@ void pop3ext_ldap_read_entry(struct pop3ext_ldap *ldap, struct event *event,
 void pop3ext_ldap_bind_user(struct pop3ext_ldap *ldap, struct event *event,
 			    const char *dn, const char *password,
 			    pop3ext_ldap_callback_t *callback, void *context);
+/* The same, then reads the entry at dn (the configured attributes, always
+   ldap_username_attribute) as that user, on the same connection. */
+void pop3ext_ldap_bind_user_read(struct pop3ext_ldap *ldap,
+				 struct event *event, pool_t pool,
+				 const char *dn, const char *password,
+				 pop3ext_ldap_entry_callback_t *callback,
+				 void *context);
 /* Appends every value of ldap_username_attribute of the entries matching
    ldap_iterate_filter to users (paged, so server size limits don't cut it
    short; a listing the server cuts short anyway is TEMPFAIL). */

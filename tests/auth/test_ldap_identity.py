@@ -69,6 +69,31 @@ class EquivalentNameTest(AuthTestCase):
         assert_clean_log(self, d)
 
 
+class DnTemplateNameTest(AuthTestCase):
+
+    def test_lookalikes_with_a_dn_template_and_no_attributes(self):
+        # no entry is searched: the bind alone would make each spelling a
+        # Dovecot user of its own, with its own home (S3); the entry's
+        # name is read after the bind, as the user
+        s = self.slapd(users={"alice": {"password": "alice-pw"}})
+        path = self.write_conf(ldap_conf(
+            [s], ldap_base=None, ldap_bind_dn=None, ldap_bind_password=None,
+            attributes="none",
+            ldap_user_dn_template="uid=%u,ou=people," + SUFFIX))
+        d = self.auth_dovecot(path, userdb_conf=(
+            "userdb {\n  driver = static\n  args = uid=nobody gid=nogroup "
+            "home=%s/home/%%u\n}" % self.workdir))
+        for name in ("alice\u00a0", "\uff41\uff4c\uff49\uff43\uff45",
+                     "ALICE", "alice"):
+            self.assertEqual(pop3_login(d, name, "alice-pw"), OK, name)
+        self.assertEqual(pop3_login(d, "alice", "nope"), AUTH_FAILED)
+        d.wait_log("Login: user=<alice>")
+        log = d.log()
+        self.assertEqual(log.count("Login: user=<"), 4)
+        self.assertEqual(log.count("Login: user=<alice>"), 4)
+        assert_clean_log(self, d)
+
+
 class PamIdentityTest(AuthTestCase):
 
     def test_directory_never_changes_whom_pam_authenticated(self):
