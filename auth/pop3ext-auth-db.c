@@ -39,7 +39,11 @@ pop3ext_auth_db_get(const char *what, const char *args)
 	db->refcount = 1;
 	db->pool = pool;
 	db->set = set;
-	if (pop3ext_auth_site_hooks_load(set, &db->site_hooks, &error) < 0)
+	/* hooks run in auth-workers (the passdb is blocking with hooks):
+	   initialised only there, never in the auth process that serves
+	   the clients */
+	if (pop3ext_auth_site_hooks_load(set, worker, &db->site_hooks,
+					 &error) < 0)
 		i_fatal("pop3ext: %s", error);
 	if (set->password_check == POP3EXT_AUTH_PASSWORD_LDAP ||
 	    set->attributes == POP3EXT_AUTH_ATTRIBUTES_LDAP) {

@@ -93,10 +93,12 @@ struct pop3ext_auth_site_module {
 	unsigned int magic;
 	unsigned int abi_version;
 
-	/* Called once per auth process with the rest of the site_hook line
-	   ("" if none). Returns 0 and sets *context_r, or -1 and sets *error_r
-	   (a static or leaked string) which stops auth start-up with the
-	   configuration file, line and the error. May be NULL. */
+	/* Called once per auth-worker process (where hooks run; never in
+	   the auth process that serves the clients) with the rest of the
+	   site_hook line ("" if none). Returns 0 and sets *context_r, or -1
+	   and sets *error_r (a static or leaked string) which stops the
+	   auth-worker with the configuration file, line and the error. May
+	   be NULL. */
 	int (*init)(const char *args, void **context_r, const char **error_r);
 	/* Called when the auth process ends. May be NULL. */
 	void (*deinit)(void *context);

@@ -128,6 +128,20 @@ class SiteHookTest(AuthTestCase):
         os.unlink(maint)
         self.assertEqual(pop3_login(d, "alice", "alice-pw"), OK)
 
+    def test_hooks_are_initialised_in_auth_workers_only(self):
+        # not as root in the auth process that serves the clients (W3)
+        init_log = os.path.join(self.workdir, "inits")
+        open(init_log, "w").close()
+        os.chmod(init_log, 0o666)
+        d, _ = self.hook_dovecot("fields init_log=%s" % init_log)
+        self.assertEqual(pop3_login(d, "alice", "alice-pw"), OK)
+        with open(init_log) as f:
+            inits = f.read().splitlines()
+        self.assertGreater(len(inits), 0)
+        for cmdline in inits:
+            self.assertTrue(" -w" in cmdline or "auth-worker" in cmdline,
+                            inits)
+
     def assert_startup_error(self, hook_line, message):
         d, line = self.hook_dovecot(hook_line)
         d.wait_log("auth: Fatal: pop3ext: %s line %d: site_hook: %s" % (
@@ -155,6 +169,11 @@ class SiteHookTest(AuthTestCase):
             % self.hook_dir)
 
     def test_bad_hook_arguments(self):
-        self.assert_startup_error(
-            "example colour=blue", "example: unknown argument "
-            "'colour=blue'")
+        # hooks are initialised in the auth-workers: the error stops the
+        # first one, and the login fails temporarily, never without it
+        d, line = self.hook_dovecot("example colour=blue")
+        self.assert_tempfail(pop3_login(d, "alice", "alice-pw"))
+        d.wait_log("auth-worker(")
+        d.wait_log("Fatal: pop3ext: %s line %d: site_hook: example: "
+                   "unknown argument 'colour=blue'"
+                   % (self.workdir + "/pop3ext-auth.conf", line))
