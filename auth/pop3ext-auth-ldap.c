@@ -131,6 +131,11 @@ struct ldap_request {
 	ARRAY_TYPE(const_string) *users;
 	unsigned int users_start;
 	struct berval *cookie;
+	/* streaming (pop3ext_ldap_listing): wait after each page, on
+	   page_conn (the cookie is only good there); once a page was
+	   handed out, a failure ends the listing instead of a retry */
+	bool page_wait, paused, page_delivered;
+	struct ldap_conn *page_conn;
 	/* bind */
 	const char *dn;
 	char *password;
@@ -489,6 +494,14 @@ static void ldap_conn_failed(struct ldap_conn *conn, const char *reason,
 static void ldap_request_retry(struct ldap_request *req, const char *reason)
 {
 	req->last_error = p_strdup(req->pool, reason);
+	if (req->type == LDAP_REQUEST_LIST && req->page_delivered) {
+		/* the users listed so far are out: starting again would
+		   list them twice */
+		e_error(req->event, "ldap: user listing cut short: %s",
+			reason);
+		ldap_request_finish(req, POP3EXT_LDAP_TEMPFAIL);
+		return;
+	}
 	if (req->type == LDAP_REQUEST_LIST) {
 		/* start again from the first page */
 		array_delete(req->users, req->users_start,
@@ -1502,6 +1515,20 @@ static void ldap_request_answered(struct ldap_conn *conn,
 			ldap_request_finish(req, POP3EXT_LDAP_TEMPFAIL);
 		} else if (req->cookie == NULL) {
 			ldap_request_finish(req, POP3EXT_LDAP_OK);
+		} else if (req->page_wait) {
+			/* wait until the caller wants the next page; the
+			   connection stays (with the cookie) */
+			bool draining = conn->draining;
+
+			conn->draining = FALSE;
+			ldap_request_detach(req);
+			conn->draining = draining;
+			req->page_conn = conn;
+			conn->refcount++;
+			req->paused = TRUE;
+			req->page_delivered = TRUE;
+			if (ldap->sync_ioloop != NULL)
+				io_loop_stop(ldap->sync_ioloop);
 		} else {
 			/* the next page, on the same connection (the cookie
 			   is only good there), even if it is draining */
@@ -1677,10 +1704,34 @@ static void ldap_request_add_deadline(struct ldap_request *req)
 				       ldap_request_deadline, req);
 }
 
-static void ldap_request_start(struct ldap_request *req)
+/* An auth-worker: sends req (queued, or the next page on conn) and waits
+   until it is finished (then calls back) or paused after a page. */
+static void ldap_request_wait(struct ldap_request *req,
+			      struct ldap_conn *page_conn)
 {
 	struct pop3ext_ldap *ldap = req->ldap;
 	struct ioloop *prev_ioloop = current_ioloop;
+
+	i_assert(ldap->sync_ioloop == NULL);
+	ldap->sync_ioloop = io_loop_create();
+	ldap_move_ios(ldap, ldap->sync_ioloop);
+	if (page_conn == NULL) {
+		ldap_request_add_deadline(req);
+		ldap_dispatch(ldap);
+	} else {
+		ldap_request_send(page_conn, req);
+	}
+	while (!req->finished && !req->paused)
+		io_loop_run(ldap->sync_ioloop);
+	ldap_move_ios(ldap, prev_ioloop);
+	io_loop_destroy(&ldap->sync_ioloop);
+	if (req->finished)
+		ldap_request_callback(req);
+}
+
+static void ldap_request_start(struct ldap_request *req)
+{
+	struct pop3ext_ldap *ldap = req->ldap;
 
 	ldap_request_queue(req, FALSE);
 	if (!ldap->sync) {
@@ -1688,18 +1739,8 @@ static void ldap_request_start(struct ldap_request *req)
 		ldap_dispatch(ldap);
 		return;
 	}
-
 	/* an auth-worker: wait for the answer here */
-	i_assert(ldap->sync_ioloop == NULL);
-	ldap->sync_ioloop = io_loop_create();
-	ldap_move_ios(ldap, ldap->sync_ioloop);
-	ldap_request_add_deadline(req);
-	ldap_dispatch(ldap);
-	while (!req->finished)
-		io_loop_run(ldap->sync_ioloop);
-	ldap_move_ios(ldap, prev_ioloop);
-	io_loop_destroy(&ldap->sync_ioloop);
-	ldap_request_callback(req);
+	ldap_request_wait(req, NULL);
 }
 
 static struct ldap_request *
@@ -1807,12 +1848,38 @@ void pop3ext_ldap_bind_user_read(struct pop3ext_ldap *ldap,
 	ldap_request_start(req);
 }
 
-void pop3ext_ldap_list_users(struct pop3ext_ldap *ldap, struct event *event,
-			     pool_t pool, ARRAY_TYPE(const_string) *users,
-			     pop3ext_ldap_callback_t *callback, void *context)
+/* -- streaming listing (auth-workers) ---------------------------------------- */
+
+struct pop3ext_ldap_listing {
+	struct ldap_request *req;
+	bool done, failed;
+};
+
+static void ldap_listing_finished(enum pop3ext_ldap_result result,
+				  void *context)
 {
+	struct pop3ext_ldap_listing *listing = context;
+
+	listing->req = NULL;
+	listing->done = TRUE;
+	listing->failed = result != POP3EXT_LDAP_OK;
+}
+
+static void ldap_listing_release_conn(struct ldap_request *req)
+{
+	if (req->page_conn != NULL)
+		ldap_conn_unref(&req->page_conn);
+}
+
+struct pop3ext_ldap_listing *
+pop3ext_ldap_listing_start(struct pop3ext_ldap *ldap, struct event *event,
+			   pool_t pool, ARRAY_TYPE(const_string) *users)
+{
+	struct pop3ext_ldap_listing *listing;
 	struct ldap_request *req;
 
+	i_assert(ldap->sync);
+	listing = p_new(pool, struct pop3ext_ldap_listing, 1);
 	req = ldap_request_new(ldap, LDAP_REQUEST_LIST, event, "user listing");
 	req->base = ldap->set->ldap_base;
 	req->scope = ldap_scope(ldap->set->ldap_scope);
@@ -1822,9 +1889,55 @@ void pop3ext_ldap_list_users(struct pop3ext_ldap *ldap, struct event *event,
 	req->result_pool = pool;
 	req->users = users;
 	req->users_start = array_count(users);
-	req->callback = callback;
-	req->context = context;
+	req->page_wait = TRUE;
+	req->callback = ldap_listing_finished;
+	req->context = listing;
+	listing->req = req;
 	ldap_request_start(req);
+	return listing;
+}
+
+int pop3ext_ldap_listing_next(struct pop3ext_ldap_listing *listing)
+{
+	struct ldap_request *req = listing->req;
+	struct ldap_conn *conn;
+
+	if (listing->done)
+		return listing->failed ? -1 : 0;
+	i_assert(req->paused);
+	req->paused = FALSE;
+	conn = req->page_conn;
+	req->page_conn = NULL;
+	if (conn->closed || !conn->ready) {
+		/* e.g. the server closed it while we waited */
+		ldap_conn_unref(&conn);
+		e_error(req->event, "ldap: user listing cut short: the "
+			"connection closed between pages");
+		/* (not waiting: this calls back, which ends the listing) */
+		ldap_request_finish(req, POP3EXT_LDAP_TEMPFAIL);
+		return -1;
+	}
+	ldap_request_wait(req, conn);
+	ldap_conn_unref(&conn);
+	if (listing->done)
+		return listing->failed ? -1 : 0;
+	return 1;
+}
+
+void pop3ext_ldap_listing_end(struct pop3ext_ldap_listing **_listing)
+{
+	struct pop3ext_ldap_listing *listing = *_listing;
+	struct ldap_request *req = listing->req;
+
+	*_listing = NULL;
+	if (req == NULL)
+		return;
+	/* stopped early: no more pages */
+	ldap_listing_release_conn(req);
+	req->paused = FALSE;
+	req->callback = NULL;
+	req->context = NULL;
+	ldap_request_free(req);
 }
 
 /* -- setup ------------------------------------------------------------------ */

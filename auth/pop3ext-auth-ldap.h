@@ -95,12 +95,20 @@ void pop3ext_ldap_bind_user_read(struct pop3ext_ldap *ldap,
 				 const char *dn, const char *password,
 				 pop3ext_ldap_entry_callback_t *callback,
 				 void *context);
-/* Appends every value of ldap_username_attribute of the entries matching
-   ldap_iterate_filter to users (paged, so server size limits don't cut it
-   short; a listing the server cuts short anyway is TEMPFAIL). */
-void pop3ext_ldap_list_users(struct pop3ext_ldap *ldap, struct event *event,
-			     pool_t pool, ARRAY_TYPE(const_string) *users,
-			     pop3ext_ldap_callback_t *callback, void *context);
+/* Lists every value of ldap_username_attribute of the entries matching
+   ldap_iterate_filter (paged, so server size limits don't cut it short; a
+   listing the server cuts short anyway is an error), in auth-workers, as
+   a stream: _start() waits for the first page, _next() for each further
+   one; both append to users. _next() returns 1 when more pages may
+   follow, 0 when the listing is complete, -1 when it failed (logged; a
+   failure after a page was handed out is never retried, which would list
+   users twice). */
+struct pop3ext_ldap_listing;
+struct pop3ext_ldap_listing *
+pop3ext_ldap_listing_start(struct pop3ext_ldap *ldap, struct event *event,
+			   pool_t pool, ARRAY_TYPE(const_string) *users);
+int pop3ext_ldap_listing_next(struct pop3ext_ldap_listing *listing);
+void pop3ext_ldap_listing_end(struct pop3ext_ldap_listing **listing);
 
 /* The entry's values of an attribute, or NULL. */
 const ARRAY_TYPE(const_string) *

@@ -15,8 +15,11 @@ struct pop3ext_userdb_module {
 
 struct pop3ext_userdb_iterate_context {
 	struct userdb_iterate_context ctx;
+	/* the page being handed out */
 	ARRAY_TYPE(const_string) users;
 	unsigned int next_idx;
+	struct pop3ext_ldap_listing *listing;
+	/* the listing is complete (or failed) */
 	bool listed;
 };
 
@@ -168,16 +171,6 @@ pop3ext_userdb_lookup(struct auth_request *request,
 			       userdb_lookup_found, lookup);
 }
 
-static void userdb_iterate_listed(enum pop3ext_ldap_result lret,
-				  void *context)
-{
-	struct pop3ext_userdb_iterate_context *ctx = context;
-
-	if (lret != POP3EXT_LDAP_OK)
-		ctx->ctx.failed = TRUE;
-	ctx->listed = TRUE;
-}
-
 static struct userdb_iterate_context *
 pop3ext_userdb_iterate_init(struct auth_request *request,
 			    userdb_iter_callback_t *callback, void *context)
@@ -187,17 +180,17 @@ pop3ext_userdb_iterate_init(struct auth_request *request,
 	struct pop3ext_userdb_iterate_context *ctx;
 
 	/* Dovecot always iterates in an auth-worker, where the listing
-	   waits for its answer */
+	   waits for each page: users are handed out page by page, so the
+	   first reply does not wait for the whole directory */
 	i_assert(worker);
 	ctx = p_new(request->pool, struct pop3ext_userdb_iterate_context, 1);
 	ctx->ctx.auth_request = request;
 	ctx->ctx.callback = callback;
 	ctx->ctx.context = context;
 	p_array_init(&ctx->users, request->pool, 128);
-	pop3ext_ldap_list_users(module->db->ldap, authdb_event(request),
-				request->pool, &ctx->users,
-				userdb_iterate_listed, ctx);
-	i_assert(ctx->listed);
+	ctx->listing = pop3ext_ldap_listing_start(module->db->ldap,
+						  authdb_event(request),
+						  request->pool, &ctx->users);
 	return &ctx->ctx;
 }
 
@@ -205,7 +198,19 @@ static void pop3ext_userdb_iterate_next(struct userdb_iterate_context *_ctx)
 {
 	struct pop3ext_userdb_iterate_context *ctx =
 		container_of(_ctx, struct pop3ext_userdb_iterate_context, ctx);
+	int ret;
 
+	while (ctx->next_idx >= array_count(&ctx->users) && !ctx->listed) {
+		/* this page is out: the next one */
+		array_clear(&ctx->users);
+		ctx->next_idx = 0;
+		ret = pop3ext_ldap_listing_next(ctx->listing);
+		if (ret <= 0) {
+			ctx->listed = TRUE;
+			if (ret < 0)
+				_ctx->failed = TRUE;
+		}
+	}
 	if (!_ctx->failed && ctx->next_idx < array_count(&ctx->users)) {
 		_ctx->callback(array_idx_elem(&ctx->users, ctx->next_idx++),
 			       _ctx->context);
@@ -214,9 +219,14 @@ static void pop3ext_userdb_iterate_next(struct userdb_iterate_context *_ctx)
 	}
 }
 
-static int pop3ext_userdb_iterate_deinit(struct userdb_iterate_context *ctx)
+static int pop3ext_userdb_iterate_deinit(struct userdb_iterate_context *_ctx)
 {
-	return ctx->failed ? -1 : 0;
+	struct pop3ext_userdb_iterate_context *ctx =
+		container_of(_ctx, struct pop3ext_userdb_iterate_context, ctx);
+	int ret = _ctx->failed ? -1 : 0;
+
+	pop3ext_ldap_listing_end(&ctx->listing);
+	return ret;
 }
 
 static struct userdb_module *

@@ -172,6 +172,50 @@ class FakeLdap(BindThenTarpit):
         c.sendall(b"\x30" + bytes([len(body)]) + body)
 
 
+def _tlv(tag, content):
+    n = len(content)
+    if n < 0x80:
+        length = bytes([n])
+    else:
+        b = n.to_bytes((n.bit_length() + 7) // 8, "big")
+        length = bytes([0x80 | len(b)]) + b
+    return bytes([tag]) + length + content
+
+
+def _octets(value):
+    return _tlv(0x04, value if isinstance(value, bytes) else value.encode())
+
+
+class PagedLister(FakeLdap):
+    """Answers binds, and a paged search with one page of entries
+    uid=<name> (names given) and a cookie, then hangs on the next page:
+    a directory too slow to list in one go."""
+
+    PAGED_OID = b"1.2.840.113556.1.4.319"
+
+    def __init__(self, names):
+        self.names = names
+        super().__init__({})
+
+    def on_message(self, c, msgid, op, msg):
+        if op != 0x63:
+            return super().on_message(c, msgid, op, msg)
+        self.searches += 1
+        if self.searches > 1:
+            return
+        for name in self.names:
+            attrs = _tlv(0x30, _tlv(0x30, _octets("uid") +
+                                    _tlv(0x31, _octets(name))))
+            entry = _tlv(0x64, _octets("uid=%s,ou=people,dc=example,dc=test"
+                                       % name) + attrs)
+            c.sendall(_tlv(0x30, msgid + entry))
+        done = _tlv(0x65, b"\x0a\x01\x00" + _octets("") + _octets(""))
+        value = _tlv(0x30, b"\x02\x01\x00" + _octets("next-page"))
+        control = _tlv(0xa0, _tlv(0x30, _octets(self.PAGED_OID) +
+                                  _octets(value)))
+        c.sendall(_tlv(0x30, msgid + done + control))
+
+
 class Closer(_Threaded):
     """Accepts and closes at once."""
 

@@ -11,7 +11,8 @@ import time
 
 from authtest import (AuthTestCase, AUTH_FAILED, ldap_conf, pop3_login,
                       assert_clean_log)
-from badldap import Tarpit, BindThenTarpit, FakeLdap, Closer, FullQueue
+from badldap import (Tarpit, BindThenTarpit, FakeLdap, PagedLister, Closer,
+                     FullQueue)
 import os
 
 from pop3ext_harness.pam import PamWrapper
@@ -262,3 +263,20 @@ class SlowSearchTest(AuthTestCase):
         self.assertEqual(pop3_login(d, "alice", "alice-pw"), OK)
         self.assertEqual(pop3_login(d, "slow", "slow-pw"), OK)
         self.assertIn("%s unavailable" % bad.uri, d.log())
+
+
+class StreamingListTest(AuthTestCase):
+
+    def test_listing_streams_page_by_page(self):
+        # the first page reaches doveadm before the next is asked for; a
+        # directory that then hangs cuts the listing short - an error,
+        # after the users already listed (W5: all pages were buffered
+        # first, against Dovecot's 60 s limit for the first reply)
+        names = ["user%02d" % i for i in range(5)]
+        bad = PagedLister(names)
+        self.addCleanup(bad.stop)
+        d = self.auth_dovecot(self.write_conf(ldap_conf(
+            [bad.uri], ldap_timeout="%ds" % TIMEOUT)))
+        r = d.doveadm("user", "*", check=False)
+        self.assertEqual(r.stdout.split(), names)
+        self.assertNotEqual(r.returncode, 0)
