@@ -65,6 +65,23 @@ class PamTest(AuthTestCase):
         self.assertEqual(len(self.pam.items()), before)
         d.wait_log("pam: empty password refused")
 
+    def test_pam_user_rename_is_checked(self):
+        # PAM may map the name (e.g. case); the mapped name passes the same
+        # checks as a client's (W6)
+        self.pam.add_user("alice", "alice-pw")
+        self.pam.add_user("bob", "bob-pw")
+        self.pam.set_state("alice", "rename=Alice")
+        self.pam.set_state("bob", "rename=bob ")
+        # (pam_matrix's account stage checks the name it is given now)
+        self.pam.add_user("Alice", "x")
+        self.pam.add_user("bob ", "x")
+        d = self.pam_dovecot()
+        self.assertEqual(pop3_login(d, "alice", "alice-pw"), OK)
+        d.wait_log("Login: user=<Alice>")
+        self.assertNotEqual(pop3_login(d, "bob", "bob-pw"), OK)
+        d.wait_log("pam: PAM_USER bob  (set by PAM) refused:")
+        self.assertNotIn("Login: user=<bob ", d.log())
+
     def test_recent_login_with_another_userdb(self):
         self.pam.add_user("alice", "alice-pw")
         d = self.pam_dovecot()
