@@ -483,6 +483,41 @@ passdb_lookup_found(enum pop3ext_ldap_result lret,
 			       passdb_lookup_bound, lookup);
 }
 
+/* The password is verified already: look the user up only. */
+static void passdb_lookup_skip_password(struct passdb_lookup *lookup)
+{
+	const struct pop3ext_auth_config *set = lookup->module->db->set;
+	struct auth_request *request = lookup->request;
+
+	passdb_lookup_wipe_password(lookup);
+	if (set->password_check == POP3EXT_AUTH_PASSWORD_PAM &&
+	    set->attributes != POP3EXT_AUTH_ATTRIBUTES_LDAP) {
+		/* PAM can't look a user up without a password */
+		passdb_lookup_authenticated(lookup, NULL);
+		return;
+	}
+	if (set->attributes != POP3EXT_AUTH_ATTRIBUTES_LDAP) {
+		/* the entry for its name only: the user must exist */
+		lookup->name_only = TRUE;
+	}
+	if (set->ldap_user_dn_template[0] != '\0') {
+		lookup->dn = p_strdup(request->pool,
+			pop3ext_auth_template_expand(set->ldap_user_dn_template,
+				request->fields.user, request->fields.service,
+				pop3ext_ldap_escape_dn));
+		pop3ext_ldap_read_entry(lookup->module->db->ldap,
+					authdb_event(request), request->pool,
+					lookup->dn,
+					passdb_lookup_attributes_read, lookup);
+	} else {
+		pop3ext_ldap_find_user(lookup->module->db->ldap,
+				       authdb_event(request), request->pool,
+				       request->fields.user,
+				       request->fields.service,
+				       passdb_lookup_attributes_read, lookup);
+	}
+}
+
 static void
 pop3ext_passdb_verify_plain(struct auth_request *request, const char *password,
 			    verify_plain_callback_t *callback)
@@ -528,7 +563,12 @@ pop3ext_passdb_verify_plain(struct auth_request *request, const char *password,
 	lookup->recent = recent;
 	auth_request_ref(request);
 
-	if (set->password_check == POP3EXT_AUTH_PASSWORD_PAM &&
+	if (request->fields.skip_password_check) {
+		/* an earlier passdb verified the password (e.g. a master
+		   user's passdb with pass = yes): only the user's entry is
+		   wanted, never a check of that password as the user's */
+		passdb_lookup_skip_password(lookup);
+	} else if (set->password_check == POP3EXT_AUTH_PASSWORD_PAM &&
 	    password[0] == '\0') {
 		/* PAM modules may take it (pam_unix nullok) */
 		e_info(event, "pam: empty password refused");

@@ -85,13 +85,14 @@ class AuthTestCase(TestCase):
     def auth_dovecot(self, conf_path, userdb=True, extra_conf="",
                      start=True, passdb_extra="", userdb_conf=None,
                      passwd_file_first=False, passwd_file_after=False,
-                     **kwargs):
+                     passdb_before="", **kwargs):
         """A Dovecot whose passdb (and userdb) is pop3ext with conf_path.
         passwd_file_first: a passwd-file passdb and userdb with the users=
         come before pop3ext's (a login another driver answers);
         passwd_file_after: a passwd-file passdb after pop3ext's (what a
-        failed pop3ext login must not leak into)."""
-        blocks = []
+        failed pop3ext login must not leak into); passdb_before: blocks
+        before all ({PASSWD} is the passwd-file of users=)."""
+        blocks = [passdb_before] if passdb_before else []
         if passwd_file_first:
             blocks.append("passdb {\n  driver = passwd-file\n  args = "
                           "scheme=PLAIN username_format=%u {PASSWD}\n}")

@@ -131,3 +131,29 @@ class ChainTest(AuthTestCase):
         code, out = auth_login(d, "recent:alice", "file-pw")
         self.assertNotEqual(code, 0, out)
         self.assertEqual(auth_login(d, "alice", "file-pw")[0], 0)
+
+
+class MasterUserTest(AuthTestCase):
+
+    def test_master_user_with_pass_yes(self):
+        # a master passdb verified the master's password (pass = yes):
+        # pop3ext only looks the user up, it does not bind with the
+        # master's password (M3)
+        s = self.slapd(users={"alice": {"password": "alice-pw", "attrs": {
+            "pop3extOnDele": "hide"}}})
+        d = self.auth_dovecot(
+            self.write_conf(ldap_conf([s])),
+            users={"admin": {"password": "admin-pw"}},
+            passdb_before="passdb {\n  driver = passwd-file\n  master = yes\n"
+            "  pass = yes\n  args = scheme=PLAIN username_format=%u "
+            "{PASSWD}\n}",
+            extra_conf="auth_master_user_separator = *\n")
+        code, out = auth_login(d, "alice*admin", "admin-pw")
+        self.assertEqual(code, 0, out)
+        self.assertIn("pop3ext_on_dele=hide", out)
+        self.assertEqual(pop3_login(d, "alice*admin", "admin-pw"), OK)
+        d.wait_log("Login: user=<alice>")
+        # an unknown user is still unknown
+        self.assertNotEqual(auth_login(d, "ghost*admin", "admin-pw")[0], 0)
+        # and the master's password is no user password
+        self.assertEqual(pop3_login(d, "alice", "admin-pw"), AUTH_FAILED)
