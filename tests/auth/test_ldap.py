@@ -351,6 +351,12 @@ class LdapLoginTest(AuthTestCase):
                 jobs.append((user, "pw%02d" % i if good else "nope", good))
             jobs.append(("ghost%d" % rnd, "pw00", False))
         results = {}
+        # (the master may not have made the auth-client socket yet when
+        # the first POP3 port answers)
+        sock = os.path.join(d.base_dir, "auth-client")
+        deadline = time.monotonic() + 10
+        while not os.path.exists(sock) and time.monotonic() < deadline:
+            time.sleep(0.05)
 
         def run(n):
             results[n] = auth_client_plain(d, jobs[n][0], jobs[n][1])
