@@ -8,6 +8,7 @@
 #include "strfuncs.h"
 #include "auth-cache.h"
 #include "passdb.h"
+#include "password-scheme.h"
 #include "pop3ext-auth-escape.h"
 #include "pop3ext-auth-ldap.h"
 #include "pop3ext-auth-site-loader.h"
@@ -225,6 +226,8 @@ struct passdb_lookup {
 	struct auth_request *request;
 	struct pop3ext_passdb_module *module;
 	verify_plain_callback_t *callback;
+	/* a credentials lookup instead of a password check */
+	lookup_credentials_callback_t *cred_callback;
 	/* search+bind: the password, until the bind is sent */
 	char *password;
 	/* the DN from ldap_user_dn_template or the search */
@@ -260,8 +263,47 @@ passdb_lookup_finish(struct passdb_lookup *lookup, enum passdb_result result)
 		auth_request_set_field(request, "user", lookup->login_user,
 				       NULL);
 	}
-	lookup->callback(result, request);
+	if (lookup->cred_callback != NULL) {
+		const char *password = NULL, *scheme = NULL;
+
+		if (result == PASSDB_RESULT_OK &&
+		    request->passdb_password == NULL) {
+			e_info(authdb_event(request), "no %s in the user's "
+			       "entry (or the service account may not read "
+			       "it)", lookup->module->db->set->
+			       ldap_password_attribute);
+			result = PASSDB_RESULT_SCHEME_NOT_AVAILABLE;
+		} else if (result == PASSDB_RESULT_OK) {
+			password = t_strdup(request->passdb_password);
+			scheme = password_get_scheme(&password);
+		}
+		passdb_handle_credentials(result, password, scheme,
+					  lookup->cred_callback, request);
+	} else {
+		lookup->callback(result, request);
+	}
 	auth_request_unref(&request);
+}
+
+/* A credentials lookup: the password (hash) from the entry. */
+static void passdb_lookup_set_password(struct passdb_lookup *lookup,
+				       const struct pop3ext_ldap_entry *entry)
+{
+	const struct pop3ext_auth_config *set = lookup->module->db->set;
+	const ARRAY_TYPE(const_string) *values;
+
+	values = pop3ext_ldap_entry_values(entry, set->ldap_password_attribute);
+	if (values == NULL || array_count(values) == 0)
+		return;
+	if (array_count(values) != 1) {
+		e_error(authdb_event(lookup->request), "entry %s has several "
+			"%s values", str_sanitize(entry->dn, 256),
+			set->ldap_password_attribute);
+		return;
+	}
+	/* without a {SCHEME} prefix the value is the password itself */
+	auth_request_set_field(lookup->request, "password",
+			       array_idx_elem(values, 0), "PLAIN");
 }
 
 /* The password was right and the entry (if any) is read and its name
@@ -281,6 +323,8 @@ passdb_lookup_apply(struct passdb_lookup *lookup,
 		result = PASSDB_RESULT_OK;
 		if (name != NULL)
 			auth_request_set_field(request, "user", name, NULL);
+		if (entry != NULL && lookup->cred_callback != NULL)
+			passdb_lookup_set_password(lookup, entry);
 		if (entry != NULL && !lookup->name_only &&
 		    pop3ext_passdb_apply_entry(module, request, entry,
 					       &userdb_fields) < 0)
@@ -376,7 +420,13 @@ passdb_lookup_attributes_read(enum pop3ext_ldap_result lret,
 {
 	struct passdb_lookup *lookup = context;
 
-	if (lret == POP3EXT_LDAP_NOT_FOUND) {
+	if (lret == POP3EXT_LDAP_NOT_FOUND &&
+	    (lookup->cred_callback != NULL ||
+	     lookup->request->fields.skip_password_check)) {
+		/* only a lookup */
+		auth_request_log_unknown_user(lookup->request, AUTH_SUBSYS_DB);
+		passdb_lookup_finish(lookup, PASSDB_RESULT_USER_UNKNOWN);
+	} else if (lret == POP3EXT_LDAP_NOT_FOUND) {
 		/* the password was right but the directory doesn't know the
 		   user: no policy to apply, so no login */
 		e_error(authdb_event(lookup->request), "authenticated, but "
@@ -606,6 +656,63 @@ pop3ext_passdb_verify_plain(struct auth_request *request, const char *password,
 	}
 }
 
+/* A lookup without a password (doveadm auth lookup, proxying, LMTP,
+   mechanisms that need the stored password): the entry, found as for a
+   login, with its password attribute. */
+static void
+pop3ext_passdb_lookup_credentials(struct auth_request *request,
+				  lookup_credentials_callback_t *callback)
+{
+	struct pop3ext_passdb_module *module =
+		(struct pop3ext_passdb_module *)request->passdb->passdb;
+	const struct pop3ext_auth_config *set = module->db->set;
+	struct event *event = authdb_event(request);
+	struct passdb_lookup *lookup;
+	const char *user = request->fields.user, *error;
+	bool recent;
+
+	if (set->ldap_password_attribute[0] == '\0' || module->db->ldap == NULL) {
+		e_info(event, "credentials lookups need ldap_password_attribute "
+		       "in %s", set->path);
+		passdb_handle_credentials(PASSDB_RESULT_SCHEME_NOT_AVAILABLE,
+					  NULL, NULL, callback, request);
+		return;
+	}
+	recent = pop3ext_auth_strip_recent(set, &user);
+	if (pop3ext_auth_username_check(user, set->username_max_length,
+					&error) < 0) {
+		e_info(event, "refused: %s", error);
+		passdb_handle_credentials(PASSDB_RESULT_USER_UNKNOWN,
+					  NULL, NULL, callback, request);
+		return;
+	}
+	lookup = p_new(request->pool, struct passdb_lookup, 1);
+	lookup->request = request;
+	lookup->module = module;
+	lookup->cred_callback = callback;
+	lookup->login_user = p_strdup(request->pool, request->fields.user);
+	lookup->recent = recent;
+	if (recent)
+		auth_request_set_field(request, "user", user, NULL);
+	if (set->attributes != POP3EXT_AUTH_ATTRIBUTES_LDAP)
+		lookup->name_only = TRUE;
+	auth_request_ref(request);
+	if (set->ldap_user_dn_template[0] != '\0') {
+		lookup->dn = p_strdup(request->pool,
+			pop3ext_auth_template_expand(set->ldap_user_dn_template,
+				request->fields.user, request->fields.service,
+				pop3ext_ldap_escape_dn));
+		pop3ext_ldap_read_entry(module->db->ldap, event, request->pool,
+					lookup->dn,
+					passdb_lookup_attributes_read, lookup);
+	} else {
+		pop3ext_ldap_find_user(module->db->ldap, event, request->pool,
+				       request->fields.user,
+				       request->fields.service,
+				       passdb_lookup_attributes_read, lookup);
+	}
+}
+
 bool pop3ext_passdb_prefetched(struct auth_request *request,
 			       struct pop3ext_auth_db *db)
 {
@@ -661,4 +768,5 @@ struct passdb_module_interface pop3ext_passdb_interface = {
 	.preinit = pop3ext_passdb_preinit,
 	.deinit = pop3ext_passdb_deinit,
 	.verify_plain = pop3ext_passdb_verify_plain,
+	.lookup_credentials = pop3ext_passdb_lookup_credentials,
 };

@@ -88,6 +88,7 @@ static const struct key_def key_defs[] = {
 	DEF(ldap_user_filter, KEY_FILTER),
 	DEF(ldap_iterate_filter, KEY_FILTER),
 	DEF(ldap_username_attribute, KEY_ATTRIBUTE),
+	DEF(ldap_password_attribute, KEY_ATTRIBUTE),
 	DEF(ldap_fields, KEY_FIELDS),
 	DEF(ldap_pop3_enabled_attribute, KEY_ATTRIBUTE),
 	DEF(ldap_allow_nets_attribute, KEY_ATTRIBUTE),
@@ -175,6 +176,7 @@ static void config_set_defaults(struct pop3ext_auth_config *set, pool_t pool)
 	set->ldap_user_filter = "(uid=%u)";
 	set->ldap_iterate_filter = "(uid=*)";
 	set->ldap_username_attribute = "uid";
+	set->ldap_password_attribute = "";
 	p_array_init(&set->ldap_fields, pool, 16);
 	set->ldap_pop3_enabled_attribute = "pop3extPOP3Enabled";
 	set->ldap_allow_nets_attribute = "pop3extAllowedNetworks";

@@ -75,6 +75,7 @@ struct pop3ext_auth_config {
 	const char *ldap_user_filter;
 	const char *ldap_iterate_filter;
 	const char *ldap_username_attribute;
+	const char *ldap_password_attribute;
 	ARRAY(struct pop3ext_auth_field_map) ldap_fields;
 	const char *ldap_pop3_enabled_attribute;
 	const char *ldap_allow_nets_attribute;

@@ -2042,6 +2042,7 @@ struct pop3ext_ldap *pop3ext_ldap_init(const struct pop3ext_auth_config *set,
 	entry_attrs_add(&attrs, set->ldap_pop3_enabled_attribute);
 	entry_attrs_add(&attrs, set->ldap_allow_nets_attribute);
 	entry_attrs_add(&attrs, set->ldap_username_attribute);
+	entry_attrs_add(&attrs, set->ldap_password_attribute);
 	if (array_count(&attrs) == 0)
 		array_push_back(&attrs, &none);
 	array_append_zero(&attrs);

@@ -167,7 +167,7 @@ class ConfigTest(AuthTestCase):
     def test_every_key_is_in_the_example_and_the_docs(self):
         keys = driver_keys()
         self.assertIn("ldap_retry_interval", keys)
-        self.assertEqual(len(keys), 32)
+        self.assertEqual(len(keys), 33)
         with open(os.path.join(env.SRCDIR, "auth",
                                "pop3ext-auth.conf.example")) as f:
             example = set(re.findall(r"(?m)^#?(\w+) =", f.read()))
