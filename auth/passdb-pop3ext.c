@@ -66,6 +66,7 @@ pop3ext_passdb_apply_entry(struct pop3ext_passdb_module *module,
 	const struct pop3ext_auth_config *set = module->db->set;
 	struct event *event = authdb_event(request);
 	const ARRAY_TYPE(const_string) *values;
+	ARRAY_TYPE(const_string) passdb_fields;
 	const char *const *f, *value;
 	unsigned int i, count;
 	bool enabled;
@@ -112,6 +113,13 @@ pop3ext_passdb_apply_entry(struct pop3ext_passdb_module *module,
 				       t_strconcat("userdb_", f[i], NULL),
 				       f[i+1], NULL);
 	}
+	/* passdb fields (ldap_fields passdb:...; checked when the file was
+	   read: none can rename the user) */
+	t_array_init(&passdb_fields, 8);
+	pop3ext_auth_entry_fields(set, entry, TRUE, &passdb_fields);
+	f = array_get(&passdb_fields, &count);
+	for (i = 0; i + 1 < count; i += 2)
+		auth_request_set_field(request, f[i], f[i+1], NULL);
 	return 0;
 }
 

@@ -369,6 +369,52 @@ static int parse_uris(struct config_parser *parser, const char *value,
 	return 0;
 }
 
+/* The passdb fields ldap_fields may set: those that restrict the login or
+   proxy it - never one that changes who the user is. */
+static const char *const passdb_field_names[] = {
+	"nologin", "reason", "allow_nets", "allow_real_nets", "nodelay",
+	"proxy", "proxy_maybe", "host", "hostip", "port", "ssl", "starttls",
+	NULL
+};
+
+/* Checks map->template: %{ldap:attribute} and %% only; collects the
+   attributes. */
+static int field_template_parse(struct config_parser *parser,
+				struct pop3ext_auth_field_map *map,
+				const char **error_r)
+{
+	ARRAY_TYPE(const_string) attrs;
+	const char *p, *end, *name;
+
+	p_array_init(&attrs, parser->pool, 4);
+	for (p = map->template; *p != '\0'; p++) {
+		if (*p != '%')
+			continue;
+		if (p[1] == '%') {
+			p++;
+			continue;
+		}
+		if (!str_begins(p, "%{ldap:") ||
+		    (end = strchr(p, '}')) == NULL) {
+			*error_r = t_strdup_printf(
+				"%s: only %%{ldap:attribute} and %%%% may be "
+				"used in a value", map->template);
+			return -1;
+		}
+		name = p_strdup_until(parser->pool, p + 7, end);
+		if (!attribute_name_is_valid(name)) {
+			*error_r = t_strdup_printf(
+				"'%s' is not an LDAP attribute name", name);
+			return -1;
+		}
+		array_push_back(&attrs, &name);
+		p = end;
+	}
+	array_append_zero(&attrs);
+	map->template_attrs = array_front(&attrs);
+	return 0;
+}
+
 static int parse_fields(struct config_parser *parser, const char *value,
 			const char **error_r)
 {
@@ -377,7 +423,7 @@ static int parse_fields(struct config_parser *parser, const char *value,
 
 	array_clear(&parser->set->ldap_fields);
 	for (; *pairs != NULL; pairs++) {
-		const char *eq = strchr(*pairs, '=');
+		const char *eq = strchr(*pairs, '='), *field, *eq2;
 
 		if (eq == NULL) {
 			*error_r = t_strdup_printf(
@@ -386,8 +432,36 @@ static int parse_fields(struct config_parser *parser, const char *value,
 		}
 		map = array_append_space(&parser->set->ldap_fields);
 		map->attribute = p_strdup_until(parser->pool, *pairs, eq);
-		map->field = p_strdup(parser->pool, eq + 1);
-		if (!attribute_name_is_valid(map->attribute)) {
+		field = eq + 1;
+		if (map->attribute[0] == '\0') {
+			/* =field=template */
+			eq2 = strchr(field, '=');
+			if (eq2 == NULL) {
+				*error_r = t_strdup_printf(
+					"'%s' is not =field=value", *pairs);
+				return -1;
+			}
+			map->template = p_strdup(parser->pool, eq2 + 1);
+			field = t_strdup_until(field, eq2);
+			if (field_template_parse(parser, map, error_r) < 0)
+				return -1;
+		}
+		if (str_begins(field, "passdb:")) {
+			map->passdb = TRUE;
+			field += 7;
+			if (!str_array_find(passdb_field_names, field)) {
+				*error_r = t_strdup_printf(
+					"passdb:%s is not a passdb field "
+					"ldap_fields may set (%s)", field,
+					t_strarray_join(passdb_field_names,
+							", "));
+				return -1;
+			}
+		}
+		map->field = p_strdup(parser->pool, field);
+		if (map->template != NULL) {
+			/* no attribute to check */
+		} else if (!attribute_name_is_valid(map->attribute)) {
 			*error_r = t_strdup_printf(
 				"'%s' is not an LDAP attribute name",
 				map->attribute);

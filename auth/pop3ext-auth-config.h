@@ -35,8 +35,16 @@ enum pop3ext_auth_ldap_scope {
 };
 
 struct pop3ext_auth_field_map {
+	/* "" for a default or composed value (=field=template) */
 	const char *attribute;
+	/* the field, without "passdb:" */
 	const char *field;
+	/* a passdb extra field rather than a userdb field */
+	bool passdb;
+	/* =field=template: the value, with %{ldap:attribute} and %% */
+	const char *template;
+	/* the attributes template uses, NULL-terminated */
+	const char *const *template_attrs;
 };
 
 struct pop3ext_auth_site_hook_config {

@@ -107,15 +107,64 @@ attribute_value(const ARRAY_TYPE(const_string) *values)
 	return str_c(str);
 }
 
-void pop3ext_auth_entry_userdb_fields(const struct pop3ext_auth_config *set,
-				      const struct pop3ext_ldap_entry *entry,
-				      ARRAY_TYPE(const_string) *fields)
+/* A =field=template value, or NULL when an attribute it uses is absent. */
+static const char *
+field_template_expand(const struct pop3ext_auth_field_map *map,
+		      const struct pop3ext_ldap_entry *entry)
+{
+	const ARRAY_TYPE(const_string) *values;
+	string_t *str = t_str_new(64);
+	const char *p, *end, *name;
+
+	for (p = map->template; *p != '\0'; p++) {
+		if (*p != '%') {
+			str_append_c(str, *p);
+			continue;
+		}
+		if (p[1] == '%') {
+			str_append_c(str, '%');
+			p++;
+			continue;
+		}
+		/* %{ldap:name}, checked when the file was read */
+		end = strchr(p, '}');
+		i_assert(end != NULL);
+		name = t_strdup_until(p + 7, end);
+		values = pop3ext_ldap_entry_values(entry, name);
+		if (values == NULL || array_count(values) == 0)
+			return NULL;
+		str_append(str, attribute_value(values));
+		p = end;
+	}
+	return str_c(str);
+}
+
+static bool fields_have(ARRAY_TYPE(const_string) *fields, const char *name)
+{
+	const char *const *f;
+	unsigned int i, count;
+
+	f = array_get(fields, &count);
+	for (i = 0; i + 1 < count; i += 2) {
+		if (strcmp(f[i], name) == 0)
+			return TRUE;
+	}
+	return FALSE;
+}
+
+void pop3ext_auth_entry_fields(const struct pop3ext_auth_config *set,
+			       const struct pop3ext_ldap_entry *entry,
+			       bool passdb, ARRAY_TYPE(const_string) *fields)
 {
 	const struct pop3ext_auth_field_map *map;
 	const ARRAY_TYPE(const_string) *values;
 	const char *value;
 
+	/* attributes first, then defaults and composed values for the
+	   fields no attribute gave */
 	array_foreach(&set->ldap_fields, map) {
+		if (map->passdb != passdb || map->template != NULL)
+			continue;
 		values = pop3ext_ldap_entry_values(entry, map->attribute);
 		if (values == NULL || array_count(values) == 0)
 			continue;
@@ -123,6 +172,23 @@ void pop3ext_auth_entry_userdb_fields(const struct pop3ext_auth_config *set,
 		array_push_back(fields, &map->field);
 		array_push_back(fields, &value);
 	}
+	array_foreach(&set->ldap_fields, map) {
+		if (map->passdb != passdb || map->template == NULL ||
+		    fields_have(fields, map->field))
+			continue;
+		value = field_template_expand(map, entry);
+		if (value == NULL)
+			continue;
+		array_push_back(fields, &map->field);
+		array_push_back(fields, &value);
+	}
+}
+
+void pop3ext_auth_entry_userdb_fields(const struct pop3ext_auth_config *set,
+				      const struct pop3ext_ldap_entry *entry,
+				      ARRAY_TYPE(const_string) *fields)
+{
+	pop3ext_auth_entry_fields(set, entry, FALSE, fields);
 }
 
 enum pop3ext_auth_name

@@ -2037,8 +2037,14 @@ struct pop3ext_ldap *pop3ext_ldap_init(const struct pop3ext_auth_config *set,
 	}
 
 	p_array_init(&attrs, pool, 16);
-	array_foreach(&set->ldap_fields, map)
+	array_foreach(&set->ldap_fields, map) {
 		entry_attrs_add(&attrs, map->attribute);
+		if (map->template_attrs != NULL) {
+			for (const char *const *a = map->template_attrs;
+			     *a != NULL; a++)
+				entry_attrs_add(&attrs, *a);
+		}
+	}
 	entry_attrs_add(&attrs, set->ldap_pop3_enabled_attribute);
 	entry_attrs_add(&attrs, set->ldap_allow_nets_attribute);
 	entry_attrs_add(&attrs, set->ldap_username_attribute);

@@ -34,8 +34,13 @@ void pop3ext_auth_db_unref(struct pop3ext_auth_db **db);
 bool pop3ext_auth_strip_recent(const struct pop3ext_auth_config *set,
 			       const char **user);
 
-/* Appends the userdb fields that a directory entry gives (ldap_fields):
-   name, value, ... on the data stack. */
+/* Appends the passdb (passdb: TRUE) or userdb fields that a directory
+   entry gives (ldap_fields: attributes, then defaults and composed values
+   for fields no attribute set): name, value, ... on the data stack. */
+void pop3ext_auth_entry_fields(const struct pop3ext_auth_config *set,
+			       const struct pop3ext_ldap_entry *entry,
+			       bool passdb, ARRAY_TYPE(const_string) *fields);
+/* The userdb ones. */
 void pop3ext_auth_entry_userdb_fields(const struct pop3ext_auth_config *set,
 				      const struct pop3ext_ldap_entry *entry,
 				      ARRAY_TYPE(const_string) *fields);

@@ -178,6 +178,17 @@ static void test_config_errors(void)
 		  "ldap_bind_connections: '0' is not a number in 1..64" },
 		{ "password_check = pam\nrecent_prefix = a b\n",
 		  "line 2: recent_prefix: must not contain spaces" },
+		/* M4: passdb fields, defaults and composed values */
+		{ "password_check = pam\nldap_fields = =quota\n",
+		  "line 2: ldap_fields: '=quota' is not =field=value" },
+		{ "password_check = pam\nldap_fields = =home=/v/%u\n",
+		  "line 2: ldap_fields: /v/%u: only %{ldap:attribute} and %%" },
+		{ "password_check = pam\nldap_fields = =home=/v/%{ldap:a(b}\n",
+		  "line 2: ldap_fields: 'a(b' is not an LDAP attribute name" },
+		{ "password_check = pam\nldap_fields = uid=passdb:user\n",
+		  "line 2: ldap_fields: passdb:user is not a passdb field" },
+		{ "password_check = pam\nldap_fields = =passdb:username=x\n",
+		  "line 2: ldap_fields: passdb:username is not a passdb field" },
 		/* S1: a filter that does not pin the user */
 		{ "password_check = pam\nldap_user_filter = (cn=alice)\n",
 		  "line 2: ldap_user_filter: must match the user's name: "
