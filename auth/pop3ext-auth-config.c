@@ -25,6 +25,7 @@ enum key_type {
 	KEY_ENUM,
 	KEY_DN_TEMPLATE,
 	KEY_FILTER,
+	KEY_PAM_TEMPLATE,
 	KEY_ATTRIBUTE,
 	KEY_URIS,
 	KEY_FIELDS,
@@ -68,8 +69,8 @@ static const struct key_def key_defs[] = {
 	DEF(site_hook_dir, KEY_PATH),
 	DEF(site_hooks, KEY_SITE_HOOK),
 
-	DEF(pam_service, KEY_STRING),
-	DEF(pam_tty, KEY_STRING),
+	DEF(pam_service, KEY_PAM_TEMPLATE),
+	DEF(pam_tty, KEY_PAM_TEMPLATE),
 	DEF(pam_acct_mgmt, KEY_BOOL),
 	DEF_UINT(pam_max_requests, 0, UINT_MAX),
 
@@ -87,6 +88,7 @@ static const struct key_def key_defs[] = {
 	DEF(ldap_user_filter, KEY_FILTER),
 	DEF(ldap_iterate_filter, KEY_FILTER),
 	DEF(ldap_username_attribute, KEY_ATTRIBUTE),
+	DEF(ldap_password_attribute, KEY_ATTRIBUTE),
 	DEF(ldap_fields, KEY_FIELDS),
 	DEF(ldap_pop3_enabled_attribute, KEY_ATTRIBUTE),
 	DEF(ldap_allow_nets_attribute, KEY_ATTRIBUTE),
@@ -174,6 +176,7 @@ static void config_set_defaults(struct pop3ext_auth_config *set, pool_t pool)
 	set->ldap_user_filter = "(uid=%u)";
 	set->ldap_iterate_filter = "(uid=*)";
 	set->ldap_username_attribute = "uid";
+	set->ldap_password_attribute = "";
 	p_array_init(&set->ldap_fields, pool, 16);
 	set->ldap_pop3_enabled_attribute = "pop3extPOP3Enabled";
 	set->ldap_allow_nets_attribute = "pop3extAllowedNetworks";
@@ -183,7 +186,8 @@ static void config_set_defaults(struct pop3ext_auth_config *set, pool_t pool)
 	set->ldap_bind_connections = 4;
 }
 
-static int template_check(const char *value, bool allow_placeholders,
+/* allowed: the placeholders that may be used ("unds", "s" or "") */
+static int template_check(const char *value, const char *allowed,
 			  const char **error_r)
 {
 	const char *p;
@@ -197,9 +201,12 @@ static int template_check(const char *value, bool allow_placeholders,
 		case 'n':
 		case 'd':
 		case 's':
-			if (!allow_placeholders) {
+			if (strchr(allowed, *p) == NULL) {
 				*error_r = t_strdup_printf(
-					"%%%c is not allowed here", *p);
+					"%%%c is not allowed here%s", *p,
+					strcmp(allowed, "s") != 0 ? "" :
+					" (only %s and %%: what the client "
+					"sends must not choose it)");
 				return -1;
 			}
 			break;
@@ -218,6 +225,45 @@ static int template_check(const char *value, bool allow_placeholders,
 	return 0;
 }
 
+/* ldap_user_filter must pin the entry to the user's name: an equality
+   assertion (attr=%u) or (attr=%n), and no placeholder in a substring
+   match. Otherwise one login could find another user's entry (with PAM,
+   whose password was never checked against it). */
+static int user_filter_check(const char *value, const char **error_r)
+{
+	const char *p;
+	bool pinned = FALSE;
+
+	for (p = value; *p != '\0'; p++) {
+		if (*p == '\\' && p[1] != '\0') {
+			p++;
+			continue;
+		}
+		if (*p != '%' || p[1] == '%') {
+			if (*p == '%')
+				p++;
+			continue;
+		}
+		if ((p > value && p[-1] == '*') || p[2] == '*') {
+			*error_r = t_strdup_printf(
+				"%%%c next to '*' (a substring match finds "
+				"other users' entries)", p[1]);
+			return -1;
+		}
+		if ((p[1] == 'u' || p[1] == 'n') && p[2] == ')' &&
+		    p - value >= 2 && p[-1] == '=' &&
+		    strchr("~<>:", p[-2]) == NULL)
+			pinned = TRUE;
+		p++;
+	}
+	if (!pinned) {
+		*error_r = "must match the user's name: give an equality with "
+			"%u or %n, e.g. (uid=%u)";
+		return -1;
+	}
+	return 0;
+}
+
 /* An LDAP filter: parenthesised and balanced (slapd checks the rest). */
 static int filter_check(const char *value, bool allow_placeholders,
 			const char **error_r)
@@ -225,7 +271,8 @@ static int filter_check(const char *value, bool allow_placeholders,
 	const char *p;
 	int depth = 0;
 
-	if (template_check(value, allow_placeholders, error_r) < 0)
+	if (template_check(value, allow_placeholders ? "unds" : "",
+			   error_r) < 0)
 		return -1;
 	if (value[0] != '(') {
 		*error_r = "an LDAP filter must start with '('";
@@ -322,6 +369,52 @@ static int parse_uris(struct config_parser *parser, const char *value,
 	return 0;
 }
 
+/* The passdb fields ldap_fields may set: those that restrict the login or
+   proxy it - never one that changes who the user is. */
+static const char *const passdb_field_names[] = {
+	"nologin", "reason", "allow_nets", "allow_real_nets", "nodelay",
+	"proxy", "proxy_maybe", "host", "hostip", "port", "ssl", "starttls",
+	NULL
+};
+
+/* Checks map->template: %{ldap:attribute} and %% only; collects the
+   attributes. */
+static int field_template_parse(struct config_parser *parser,
+				struct pop3ext_auth_field_map *map,
+				const char **error_r)
+{
+	ARRAY_TYPE(const_string) attrs;
+	const char *p, *end, *name;
+
+	p_array_init(&attrs, parser->pool, 4);
+	for (p = map->template; *p != '\0'; p++) {
+		if (*p != '%')
+			continue;
+		if (p[1] == '%') {
+			p++;
+			continue;
+		}
+		if (!str_begins(p, "%{ldap:") ||
+		    (end = strchr(p, '}')) == NULL) {
+			*error_r = t_strdup_printf(
+				"%s: only %%{ldap:attribute} and %%%% may be "
+				"used in a value", map->template);
+			return -1;
+		}
+		name = p_strdup_until(parser->pool, p + 7, end);
+		if (!attribute_name_is_valid(name)) {
+			*error_r = t_strdup_printf(
+				"'%s' is not an LDAP attribute name", name);
+			return -1;
+		}
+		array_push_back(&attrs, &name);
+		p = end;
+	}
+	array_append_zero(&attrs);
+	map->template_attrs = array_front(&attrs);
+	return 0;
+}
+
 static int parse_fields(struct config_parser *parser, const char *value,
 			const char **error_r)
 {
@@ -330,7 +423,7 @@ static int parse_fields(struct config_parser *parser, const char *value,
 
 	array_clear(&parser->set->ldap_fields);
 	for (; *pairs != NULL; pairs++) {
-		const char *eq = strchr(*pairs, '=');
+		const char *eq = strchr(*pairs, '='), *field, *eq2;
 
 		if (eq == NULL) {
 			*error_r = t_strdup_printf(
@@ -339,8 +432,36 @@ static int parse_fields(struct config_parser *parser, const char *value,
 		}
 		map = array_append_space(&parser->set->ldap_fields);
 		map->attribute = p_strdup_until(parser->pool, *pairs, eq);
-		map->field = p_strdup(parser->pool, eq + 1);
-		if (!attribute_name_is_valid(map->attribute)) {
+		field = eq + 1;
+		if (map->attribute[0] == '\0') {
+			/* =field=template */
+			eq2 = strchr(field, '=');
+			if (eq2 == NULL) {
+				*error_r = t_strdup_printf(
+					"'%s' is not =field=value", *pairs);
+				return -1;
+			}
+			map->template = p_strdup(parser->pool, eq2 + 1);
+			field = t_strdup_until(field, eq2);
+			if (field_template_parse(parser, map, error_r) < 0)
+				return -1;
+		}
+		if (str_begins(field, "passdb:")) {
+			map->passdb = TRUE;
+			field += 7;
+			if (!str_array_find(passdb_field_names, field)) {
+				*error_r = t_strdup_printf(
+					"passdb:%s is not a passdb field "
+					"ldap_fields may set (%s)", field,
+					t_strarray_join(passdb_field_names,
+							", "));
+				return -1;
+			}
+		}
+		map->field = p_strdup(parser->pool, field);
+		if (map->template != NULL) {
+			/* no attribute to check */
+		} else if (!attribute_name_is_valid(map->attribute)) {
 			*error_r = t_strdup_printf(
 				"'%s' is not an LDAP attribute name",
 				map->attribute);
@@ -398,6 +519,11 @@ parse_value(struct config_parser *parser, const struct key_def *def,
 		*(const char **)ptr = p_strdup(parser->pool, value);
 		return 0;
 	case KEY_PATH:
+		if (value[0] == '\0' && def->offset ==
+		    offsetof(struct pop3ext_auth_config, site_hook_dir)) {
+			*error_r = "must not be empty";
+			return -1;
+		}
 		if (value[0] != '\0' && value[0] != '/') {
 			*error_r = "an absolute path is required";
 			return -1;
@@ -454,7 +580,7 @@ parse_value(struct config_parser *parser, const struct key_def *def,
 			t_strarray_join(def->values, ", "));
 		return -1;
 	case KEY_DN_TEMPLATE:
-		if (template_check(value, TRUE, error_r) < 0)
+		if (template_check(value, "unds", error_r) < 0)
 			return -1;
 		if (value[0] != '\0' && strstr(value, "%u") == NULL &&
 		    strstr(value, "%n") == NULL) {
@@ -468,9 +594,24 @@ parse_value(struct config_parser *parser, const struct key_def *def,
 				 offsetof(struct pop3ext_auth_config,
 					  ldap_user_filter), error_r) < 0)
 			return -1;
+		if (def->offset == offsetof(struct pop3ext_auth_config,
+					    ldap_user_filter) &&
+		    user_filter_check(value, error_r) < 0)
+			return -1;
+		*(const char **)ptr = p_strdup(parser->pool, value);
+		return 0;
+	case KEY_PAM_TEMPLATE:
+		if (template_check(value, "s", error_r) < 0)
+			return -1;
 		*(const char **)ptr = p_strdup(parser->pool, value);
 		return 0;
 	case KEY_ATTRIBUTE:
+		if (value[0] == '\0' && def->offset ==
+		    offsetof(struct pop3ext_auth_config,
+			     ldap_username_attribute)) {
+			*error_r = "must not be empty";
+			return -1;
+		}
 		if (value[0] != '\0' && !attribute_name_is_valid(value)) {
 			*error_r = t_strdup_printf(
 				"'%s' is not an LDAP attribute name", value);
@@ -557,6 +698,49 @@ static const char *key_where(struct config_parser *parser, const char *name)
 			       parser->seen_line[idx], name);
 }
 
+/* TLS is all or nothing: TLS settings without TLS would be ignored, and a
+   list mixing ldaps:// and ldap:// would fail over to plain text. */
+static int config_check_tls(struct config_parser *parser,
+			    const char **error_r)
+{
+	static const char *const tls_keys[] = {
+		"ldap_tls_ca_file", "ldap_tls_cert_file", "ldap_tls_key_file",
+		"ldap_tls_require_cert",
+	};
+	const struct pop3ext_auth_config *set = parser->set;
+	bool ldaps = FALSE, plain = FALSE;
+	const char *uri;
+	unsigned int i;
+
+	array_foreach_elem(&set->ldap_uris, uri) {
+		if (str_begins(uri, "ldaps://"))
+			ldaps = TRUE;
+		else if (str_begins(uri, "ldap://"))
+			plain = TRUE;
+	}
+	if (ldaps && plain) {
+		*error_r = t_strdup_printf(
+			"%s: mixes ldaps:// and ldap:// URIs (failing over "
+			"would send passwords in plain text): use ldaps:// "
+			"for all, or ldap:// with ldap_starttls = yes",
+			key_where(parser, "ldap_uris"));
+		return -1;
+	}
+	if (ldaps || set->ldap_starttls)
+		return 0;
+	for (i = 0; i < N_ELEMENTS(tls_keys); i++) {
+		if (key_given(parser, tls_keys[i])) {
+			*error_r = t_strdup_printf(
+				"%s: set, but no URI uses TLS (ldaps:// or "
+				"ldap_starttls = yes): it would be ignored and "
+				"passwords sent in plain text",
+				key_where(parser, tls_keys[i]));
+			return -1;
+		}
+	}
+	return 0;
+}
+
 /* Checks between keys, once the whole file was read. */
 static int config_finish(struct config_parser *parser, const char **error_r)
 {
@@ -611,6 +795,16 @@ static int config_finish(struct config_parser *parser, const char **error_r)
 			}
 		}
 	}
+	if (set->ldap_bind_dn[0] != '\0' &&
+	    set->ldap_bind_password[0] == '\0') {
+		*error_r = t_strdup_printf(
+			"%s: set without ldap_bind_password (that would be an "
+			"unauthenticated bind: no service account at all)",
+			key_where(parser, "ldap_bind_dn"));
+		return -1;
+	}
+	if (config_check_tls(parser, error_r) < 0)
+		return -1;
 	if (set->ldap_bind_password[0] != '\0' &&
 	    set->ldap_bind_dn[0] == '\0') {
 		*error_r = t_strdup_printf(
@@ -707,7 +901,8 @@ pop3ext_auth_template_expand(const char *template, const char *user,
 	string_t *str = t_str_new(128);
 	const char *p, *at, *value;
 
-	at = strrchr(user, '@');
+	/* the first '@', as Dovecot's %n and %d */
+	at = strchr(user, '@');
 	for (p = template; *p != '\0'; p++) {
 		if (*p != '%' || p[1] == '\0') {
 			str_append_c(str, *p);

@@ -35,8 +35,16 @@ enum pop3ext_auth_ldap_scope {
 };
 
 struct pop3ext_auth_field_map {
+	/* "" for a default or composed value (=field=template) */
 	const char *attribute;
+	/* the field, without "passdb:" */
 	const char *field;
+	/* a passdb extra field rather than a userdb field */
+	bool passdb;
+	/* =field=template: the value, with %{ldap:attribute} and %% */
+	const char *template;
+	/* the attributes template uses, NULL-terminated */
+	const char *const *template_attrs;
 };
 
 struct pop3ext_auth_site_hook_config {
@@ -75,6 +83,7 @@ struct pop3ext_auth_config {
 	const char *ldap_user_filter;
 	const char *ldap_iterate_filter;
 	const char *ldap_username_attribute;
+	const char *ldap_password_attribute;
 	ARRAY(struct pop3ext_auth_field_map) ldap_fields;
 	const char *ldap_pop3_enabled_attribute;
 	const char *ldap_allow_nets_attribute;
@@ -100,8 +109,8 @@ int pop3ext_auth_config_parse(pool_t pool, const char *path,
 			      const struct pop3ext_auth_config **config_r,
 			      const char **error_r);
 
-/* Expands a template with %u (user), %n (user part before '@'), %d (domain
-   part after '@'), %s (service) and %%, passing each user-supplied value
+/* Expands a template with %u (user), %n (user part before the first '@'),
+   %d (domain part after it), %s (service) and %%, passing each user-supplied value
    through escape (NULL: as is). Returns the expansion on the data stack. */
 typedef const char *pop3ext_auth_escape_func_t(const char *value);
 const char *

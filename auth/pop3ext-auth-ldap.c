@@ -2,6 +2,7 @@
 
 #include "lib.h"
 #include "array.h"
+#include "fd-util.h"
 #include "ioloop.h"
 #include "llist.h"
 #include "safe-memset.h"
@@ -10,7 +11,15 @@
 #include "pop3ext-auth-escape.h"
 #include "pop3ext-auth-ldap.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <time.h>
+#include <unistd.h>
 #include <sys/socket.h>
 #include <ldap.h>
 
@@ -18,11 +27,49 @@
 #define LDAP_LIST_PAGE_SIZE 500
 /* servers are tracked per request in a bitmask */
 #define LDAP_MAX_SERVERS 32
+/* a server that keeps failing is left alone for ldap_retry_interval
+   doubled per failure in a row, up to this many times the interval (but
+   not beyond LDAP_BACKOFF_MAX_MSECS unless the interval itself is) */
+#define LDAP_BACKOFF_MAX_FACTOR 8
+#define LDAP_BACKOFF_MAX_MSECS (5 * 60 * 1000)
+/* no request waits longer than this in all, whatever the servers do:
+   well below the 60 s after which Dovecot gives up on an auth-worker */
+#define LDAP_REQUEST_MAX_MSECS (45 * 1000)
+/* the setup thread bounds each of its steps by ldap_connect_timeout; this
+   is for what it can't bound (a hanging DNS lookup) */
+#define LDAP_SETUP_SLACK_MSECS 1000
 
 struct ldap_server {
 	const char *uri;
-	/* monotonic msecs until which it is not preferred; 0 = fine */
+	/* monotonic msecs until which it is not used; 0 = fine */
 	uint64_t down_until;
+	/* failures since it last answered */
+	unsigned int failures;
+};
+
+/* A connection's TCP connect, TLS handshake (ldaps://) and StartTLS,
+   done in a thread of its own: libldap only does these blocking (or, for
+   the TLS handshake without LDAP_OPT_CONNECT_ASYNC, busy-looping), and
+   the auth process must never wait for a server. The thread owns ld until
+   it is done; it touches nothing else of the process. */
+struct ldap_setup {
+	pthread_mutex_t lock;
+	pthread_t thread;
+	/* [0] becomes readable when the thread is done */
+	int fds[2];
+	LDAP *ld;
+	bool starttls;
+	unsigned int timeout_msecs;
+
+	/* set by the thread */
+	bool done;
+	int rc;
+	bool in_starttls;
+	char diag[256];
+	/* the connect's errno (the thread can't format it safely) */
+	int connect_errno;
+	/* the connection was closed meanwhile: the thread frees everything */
+	bool abandoned;
 };
 
 enum ldap_request_type {
@@ -40,6 +87,12 @@ struct ldap_conn {
 	unsigned int server;
 	LDAP *ld;
 	struct io *io;
+	bool closed;
+
+	/* connecting: TCP, TLS and StartTLS in a thread */
+	struct ldap_setup *setup;
+	struct io *setup_io;
+	struct timeout *to_setup;
 
 	/* the search connection's bind as the service account */
 	bool ready;
@@ -53,6 +106,8 @@ struct ldap_conn {
 	bool draining;
 	/* failed: libldap may have closed the socket already */
 	bool broken;
+	/* monotonic msecs of the last answer read */
+	uint64_t last_input;
 };
 
 struct ldap_request {
@@ -76,16 +131,27 @@ struct ldap_request {
 	ARRAY_TYPE(const_string) *users;
 	unsigned int users_start;
 	struct berval *cookie;
+	/* streaming (pop3ext_ldap_listing): wait after each page, on
+	   page_conn (the cookie is only good there); once a page was
+	   handed out, a failure ends the listing instead of a retry */
+	bool page_wait, paused, page_delivered;
+	struct ldap_conn *page_conn;
 	/* bind */
 	const char *dn;
 	char *password;
 	bool expired, locked;
+	/* after the bind, read the entry's user name as the user */
+	bool read_after_bind;
 
 	/* where it is */
 	bool queued;
 	struct ldap_conn *conn;
 	int msgid;
 	struct timeout *to;
+	/* monotonic msecs when it was sent */
+	uint64_t sent_at;
+	/* the whole request's deadline */
+	struct timeout *to_deadline;
 	/* servers it failed on (bit per index), and whether a connection
 	   closed under it once already */
 	uint32_t tried;
@@ -112,6 +178,9 @@ struct pop3ext_ldap {
 
 	struct ldap_conn *conns;
 	struct ldap_conn *search_conn;
+	/* a search connection to a preferred server that is back, being set
+	   up while search_conn still serves */
+	struct ldap_conn *search_candidate;
 	unsigned int bind_conn_count;
 	struct ldap_request *search_queue, *search_queue_tail;
 	struct ldap_request *bind_queue, *bind_queue_tail;
@@ -155,6 +224,24 @@ static bool ldap_rc_is_unavailable(int rc)
 	case LDAP_CONNECT_ERROR:
 	case LDAP_UNAVAILABLE:
 	case LDAP_BUSY:
+		return TRUE;
+	}
+	return FALSE;
+}
+
+/* Search results that another server may not give: a broken backend
+   (other), a server that won't (unwilling) - the server is taken for down;
+   its own time or admin limit - only this search goes on. */
+static bool ldap_search_rc_fails_over(int rc, bool *mark_down_r)
+{
+	switch (rc) {
+	case LDAP_OTHER:
+	case LDAP_UNWILLING_TO_PERFORM:
+		*mark_down_r = TRUE;
+		return TRUE;
+	case LDAP_TIMELIMIT_EXCEEDED:
+	case LDAP_ADMINLIMIT_EXCEEDED:
+		*mark_down_r = FALSE;
 		return TRUE;
 	}
 	return FALSE;
@@ -224,17 +311,32 @@ ldap_server_mark_down(struct pop3ext_ldap *ldap, unsigned int idx,
 		      const char *reason)
 {
 	struct ldap_server *server = array_idx_modifiable(&ldap->servers, idx);
+	uint64_t now = monotonic_msecs(), interval, max;
 
-	server->down_until = monotonic_msecs() +
-		ldap->set->ldap_retry_interval_msecs;
-	e_warning(ldap->event, "ldap: %s unavailable: %s - not used for %u ms",
-		  server->uri, reason, ldap->set->ldap_retry_interval_msecs);
+	if (server->down_until > now) {
+		/* already known (another connection to it failed too) */
+		return;
+	}
+	/* back off: the interval doubles with each failure in a row */
+	interval = ldap->set->ldap_retry_interval_msecs;
+	max = interval * LDAP_BACKOFF_MAX_FACTOR;
+	if (max > LDAP_BACKOFF_MAX_MSECS)
+		max = I_MAX(interval, LDAP_BACKOFF_MAX_MSECS);
+	interval <<= I_MIN(server->failures, 10U);
+	if (interval > max)
+		interval = max;
+	server->failures++;
+	server->down_until = now + interval;
+	e_warning(ldap->event, "ldap: %s unavailable: %s - not used for "
+		  "%"PRIu64" ms", server->uri, reason, interval);
 }
 
 static void ldap_server_answered(struct pop3ext_ldap *ldap, unsigned int idx)
 {
-	const struct ldap_server *server = array_idx(&ldap->servers, idx);
+	struct ldap_server *server = array_idx_modifiable(&ldap->servers, idx);
 
+	server->failures = 0;
+	server->down_until = 0;
 	if (ldap->active_server == (int)idx)
 		return;
 	if (ldap->active_server < 0) {
@@ -251,8 +353,16 @@ static void ldap_server_answered(struct pop3ext_ldap *ldap, unsigned int idx)
 	ldap->active_server = (int)idx;
 }
 
+static bool ldap_server_is_up(struct pop3ext_ldap *ldap, unsigned int idx)
+{
+	const struct ldap_server *server = array_idx(&ldap->servers, idx);
+
+	return server->down_until <= monotonic_msecs();
+}
+
 /* The server a request should go to: the first it hasn't failed on that
-   is not marked down, else the first it hasn't failed on. -1: none left. */
+   is not marked down. -1: none (every server it may still try is down:
+   the request fails at once rather than waiting for one of them). */
 static int ldap_pick_server(struct pop3ext_ldap *ldap,
 			    const struct ldap_request *req)
 {
@@ -263,10 +373,6 @@ static int ldap_pick_server(struct pop3ext_ldap *ldap,
 	servers = array_get(&ldap->servers, &count);
 	for (i = 0; i < count; i++) {
 		if ((req->tried & (1U << i)) == 0 && servers[i].down_until <= now)
-			return (int)i;
-	}
-	for (i = 0; i < count; i++) {
-		if ((req->tried & (1U << i)) == 0)
 			return (int)i;
 	}
 	return -1;
@@ -356,6 +462,7 @@ ldap_request_finish(struct ldap_request *req, enum pop3ext_ldap_result result)
 
 	ldap_request_unqueue(req);
 	ldap_request_detach(req);
+	timeout_remove(&req->to_deadline);
 	req->result = result;
 	req->finished = TRUE;
 	if (ldap->sync_ioloop != NULL) {
@@ -369,8 +476,13 @@ ldap_request_finish(struct ldap_request *req, enum pop3ext_ldap_result result)
 /* No server is left to try. */
 static void ldap_request_fail_unanswered(struct ldap_request *req)
 {
-	e_error(req->event, "ldap: %s: no LDAP server answered (last error: %s)",
-		req->what, req->last_error == NULL ? "none" : req->last_error);
+	if (req->last_error == NULL) {
+		e_error(req->event, "ldap: %s: every LDAP server is marked "
+			"down (ldap_retry_interval)", req->what);
+	} else {
+		e_error(req->event, "ldap: %s: no LDAP server answered "
+			"(last error: %s)", req->what, req->last_error);
+	}
 	ldap_request_finish(req, POP3EXT_LDAP_TEMPFAIL);
 }
 
@@ -382,6 +494,14 @@ static void ldap_conn_failed(struct ldap_conn *conn, const char *reason,
 static void ldap_request_retry(struct ldap_request *req, const char *reason)
 {
 	req->last_error = p_strdup(req->pool, reason);
+	if (req->type == LDAP_REQUEST_LIST && req->page_delivered) {
+		/* the users listed so far are out: starting again would
+		   list them twice */
+		e_error(req->event, "ldap: user listing cut short: %s",
+			reason);
+		ldap_request_finish(req, POP3EXT_LDAP_TEMPFAIL);
+		return;
+	}
 	if (req->type == LDAP_REQUEST_LIST) {
 		/* start again from the first page */
 		array_delete(req->users, req->users_start,
@@ -398,9 +518,27 @@ static void ldap_request_retry(struct ldap_request *req, const char *reason)
 
 static void ldap_request_timeout(struct ldap_request *req)
 {
-	ldap_conn_failed(req->conn, t_strdup_printf(
+	struct pop3ext_ldap *ldap = req->ldap;
+	struct ldap_conn *conn = req->conn;
+	const char *reason = t_strdup_printf(
 		"no answer to %s within %u ms", req->type == LDAP_REQUEST_BIND ?
-		"bind" : "search", req->ldap->set->ldap_timeout_msecs), TRUE);
+		"bind" : "search", ldap->set->ldap_timeout_msecs);
+	unsigned int server = conn->server;
+
+	if (conn->last_input > req->sent_at) {
+		/* the server answered others meanwhile: only this request
+		   is slow (an expensive search), the server is fine */
+		e_warning(req->event, "ldap: %s: %s: %s - trying the next "
+			  "server", ldap_server_uri(ldap, server), req->what,
+			  reason);
+		(void)ldap_abandon_ext(conn->ld, req->msgid, NULL, NULL);
+		ldap_request_detach(req);
+		req->tried |= 1U << server;
+		ldap_request_retry(req, reason);
+		ldap_dispatch(ldap);
+		return;
+	}
+	ldap_conn_failed(conn, reason, TRUE);
 }
 
 /* -- connections ------------------------------------------------------------ */
@@ -413,8 +551,37 @@ static void ldap_conn_unref(struct ldap_conn **_conn)
 	i_assert(conn->refcount > 0);
 	if (--conn->refcount > 0)
 		return;
-	i_assert(conn->ld == NULL && conn->requests == NULL);
+	i_assert(conn->closed && conn->requests == NULL);
 	i_free(conn);
+}
+
+static void ldap_setup_free(struct ldap_setup *setup)
+{
+	if (setup->ld != NULL)
+		(void)ldap_unbind_ext(setup->ld, NULL, NULL);
+	i_close_fd(&setup->fds[0]);
+	i_close_fd(&setup->fds[1]);
+	pthread_mutex_destroy(&setup->lock);
+	free(setup);
+}
+
+/* The connection no longer wants the setup's result. */
+static void ldap_setup_abandon(struct ldap_setup *setup)
+{
+	bool done;
+
+	pthread_mutex_lock(&setup->lock);
+	done = setup->done;
+	setup->abandoned = !done;
+	pthread_mutex_unlock(&setup->lock);
+	if (done) {
+		/* the thread has ended, or is about to */
+		(void)pthread_join(setup->thread, NULL);
+		ldap_setup_free(setup);
+	} else {
+		/* it frees everything when it is done */
+		(void)pthread_detach(setup->thread);
+	}
 }
 
 /* Disconnects; the requests on it must have been taken off. */
@@ -422,38 +589,67 @@ static void ldap_conn_close(struct ldap_conn *conn)
 {
 	struct pop3ext_ldap *ldap = conn->ldap;
 
-	if (conn->ld == NULL)
+	if (conn->closed)
 		return;
 	i_assert(conn->requests == NULL);
+	conn->closed = TRUE;
+	io_remove(&conn->setup_io);
+	timeout_remove(&conn->to_setup);
+	if (conn->setup != NULL) {
+		ldap_setup_abandon(conn->setup);
+		conn->setup = NULL;
+	}
 	if (conn->broken)
 		io_remove_closed(&conn->io);
 	else
 		io_remove(&conn->io);
 	timeout_remove(&conn->to_bind);
-	(void)ldap_unbind_ext(conn->ld, NULL, NULL);
+	if (conn->ld != NULL)
+		(void)ldap_unbind_ext(conn->ld, NULL, NULL);
 	conn->ld = NULL;
 	DLLIST_REMOVE(&ldap->conns, conn);
 	if (ldap->search_conn == conn)
 		ldap->search_conn = NULL;
+	if (ldap->search_candidate == conn)
+		ldap->search_candidate = NULL;
 	if (conn->for_bind)
 		ldap->bind_conn_count--;
 	ldap_conn_unref(&conn);
 }
 
+/* A connection that was being set up (or binding as the service account)
+   failed: the requests waiting in the queue for it were waiting on that
+   server, so it counts as tried for them. */
+static void
+ldap_queue_failed_on(struct pop3ext_ldap *ldap, bool binds,
+		     unsigned int server, const char *reason)
+{
+	struct ldap_request *req;
+
+	req = binds ? ldap->bind_queue : ldap->search_queue;
+	for (; req != NULL; req = req->next) {
+		req->tried |= 1U << server;
+		req->last_error = p_strdup(req->pool, reason);
+	}
+}
+
 /* The connection broke, or a request on it got no answer in time (hung).
    Its requests go back to the queue: to another server if this one is
    taken for down, else (a connection closed under them) once more to the
-   same one. */
+   same one. A connection that fails before it is ready takes its server
+   down. */
 static void
 ldap_conn_failed(struct ldap_conn *conn, const char *reason, bool hung)
 {
 	struct pop3ext_ldap *ldap = conn->ldap;
 	struct ldap_request *req, *requests = NULL, *next;
 	unsigned int server = conn->server;
-	bool mark_down = hung || !conn->ready;
+	bool setup = !conn->ready, for_bind = conn->for_bind;
+	bool candidate = ldap->search_candidate == conn;
+	bool mark_down = hung || setup;
 
 	conn->broken = TRUE;
-	if (conn->requests == NULL && conn->ready) {
+	if (conn->requests == NULL && !setup) {
 		/* idle, e.g. closed by the server's idle timeout */
 		e_debug(ldap->event, "ldap: %s: connection closed: %s",
 			ldap_server_uri(ldap, server), reason);
@@ -472,6 +668,10 @@ ldap_conn_failed(struct ldap_conn *conn, const char *reason, bool hung)
 	ldap_conn_close(conn);
 	if (mark_down)
 		ldap_server_mark_down(ldap, server, reason);
+	if (setup && !candidate) {
+		/* the queued requests were waiting for this connection */
+		ldap_queue_failed_on(ldap, for_bind, server, reason);
+	}
 	for (req = requests; req != NULL; req = next) {
 		next = req->next;
 		req->prev = req->next = NULL;
@@ -491,10 +691,225 @@ static void ldap_conn_bind_timeout(struct ldap_conn *conn)
 		conn->ldap->set->ldap_timeout_msecs), TRUE);
 }
 
-/* Connects to server idx (TCP, TLS and StartTLS wait here, up to
-   ldap_connect_timeout; the service account's bind is sent and answered
-   later). Returns the connection, or NULL with the LDAP error code and a
-   diagnostic. */
+/* conn can carry requests now. */
+static void ldap_conn_set_ready(struct ldap_conn *conn)
+{
+	struct pop3ext_ldap *ldap = conn->ldap;
+	struct ldap_conn *old;
+
+	conn->ready = TRUE;
+	if (ldap->search_candidate != conn)
+		return;
+	/* the preferred server is back: searches go there from now on, the
+	   old connection finishes what it has */
+	ldap->search_candidate = NULL;
+	old = ldap->search_conn;
+	ldap->search_conn = conn;
+	if (old != NULL) {
+		if (old->requests == NULL)
+			ldap_conn_close(old);
+		else
+			old->draining = TRUE;
+	}
+}
+
+/* -- connection setup (in a thread) ----------------------------------------- */
+
+static uint64_t setup_msecs_left(const struct timespec *start,
+				 unsigned int timeout_msecs)
+{
+	struct timespec now;
+	int64_t spent;
+
+	(void)clock_gettime(CLOCK_MONOTONIC, &now);
+	spent = (int64_t)(now.tv_sec - start->tv_sec) * 1000 +
+		(now.tv_nsec - start->tv_nsec) / 1000000;
+	return spent >= (int64_t)timeout_msecs ? 0 : timeout_msecs - spent;
+}
+
+static void setup_fail(struct ldap_setup *setup, int rc, const char *what)
+{
+	char *msg = NULL;
+
+	setup->rc = rc;
+	(void)ldap_get_option(setup->ld, LDAP_OPT_DIAGNOSTIC_MESSAGE, &msg);
+	if (msg == NULL || msg[0] == '\0') {
+		(void)snprintf(setup->diag, sizeof(setup->diag), "%s%s",
+			       what, ldap_err2string(rc));
+	} else {
+		(void)snprintf(setup->diag, sizeof(setup->diag), "%s%s (%s)",
+			       what, ldap_err2string(rc), msg);
+	}
+	if (msg != NULL)
+		ldap_memfree(msg);
+}
+
+/* Waits (up to msecs) until the socket's non-blocking connect is done. */
+static int setup_wait_connected(struct ldap_setup *setup, int fd,
+				uint64_t msecs)
+{
+	struct pollfd pfd;
+	socklen_t len = sizeof(int);
+	int ret, err = 0;
+
+	pfd.fd = fd;
+	pfd.events = POLLOUT;
+	pfd.revents = 0;
+	do {
+		ret = poll(&pfd, 1, (int)msecs);
+	} while (ret < 0 && errno == EINTR);
+	if (ret == 0) {
+		setup->rc = LDAP_TIMEOUT;
+		(void)snprintf(setup->diag, sizeof(setup->diag),
+			       "connect failed: no connection within %u ms",
+			       setup->timeout_msecs);
+		return -1;
+	}
+	if (ret < 0)
+		err = errno;
+	else if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+		err = errno;
+	if (err != 0) {
+		setup->rc = LDAP_SERVER_DOWN;
+		setup->connect_errno = err;
+		return -1;
+	}
+	return 0;
+}
+
+static void *ldap_setup_thread(void *context)
+{
+	struct ldap_setup *setup = context;
+	struct timespec start;
+	struct timeval tv;
+	uint64_t left;
+	bool abandoned;
+	int rc, fd = -1;
+
+	(void)clock_gettime(CLOCK_MONOTONIC, &start);
+	setup->rc = LDAP_SUCCESS;
+	/* with LDAP_OPT_CONNECT_ASYNC: the TCP connect is only started;
+	   an ldaps:// handshake polls, up to LDAP_OPT_NETWORK_TIMEOUT */
+	rc = ldap_connect(setup->ld);
+	if (rc != LDAP_SUCCESS)
+		setup_fail(setup, rc, "connect failed: ");
+	else if (ldap_get_option(setup->ld, LDAP_OPT_DESC, &fd) !=
+		 LDAP_OPT_SUCCESS || fd < 0)
+		setup_fail(setup, LDAP_SERVER_DOWN, "connect failed: ");
+	else if (setup_wait_connected(setup, fd, setup_msecs_left(
+			&start, setup->timeout_msecs)) < 0)
+		;
+	else if (setup->starttls) {
+		setup->in_starttls = TRUE;
+		/* the StartTLS answer and handshake get what is left */
+		left = setup_msecs_left(&start, setup->timeout_msecs);
+		tv = msecs_to_timeval(left == 0 ? 1 : left);
+		(void)ldap_set_option(setup->ld, LDAP_OPT_TIMEOUT, &tv);
+		(void)ldap_set_option(setup->ld, LDAP_OPT_NETWORK_TIMEOUT, &tv);
+		rc = ldap_start_tls_s(setup->ld, NULL, NULL);
+		if (rc != LDAP_SUCCESS)
+			setup_fail(setup, rc, "StartTLS failed: ");
+	}
+
+	pthread_mutex_lock(&setup->lock);
+	setup->done = TRUE;
+	abandoned = setup->abandoned;
+	pthread_mutex_unlock(&setup->lock);
+	if (abandoned)
+		ldap_setup_free(setup);
+	else if (write(setup->fds[1], "", 1) < 0) {
+		/* can't happen (a pipe with room for one byte); the
+		   connection's setup timeout ends it */
+	}
+	return NULL;
+}
+
+static void ldap_conn_setup_timeout(struct ldap_conn *conn)
+{
+	ldap_conn_failed(conn, t_strdup_printf(
+		"connect failed: no connection within %u ms",
+		conn->ldap->set->ldap_connect_timeout_msecs), FALSE);
+}
+
+/* The setup thread is done. */
+static void ldap_conn_setup_done(struct ldap_conn *conn)
+{
+	struct pop3ext_ldap *ldap = conn->ldap;
+	const struct pop3ext_auth_config *set = ldap->set;
+	struct ldap_setup *setup = conn->setup;
+	const char *uri = ldap_server_uri(ldap, conn->server);
+	struct timeval io_tv;
+	int rc, fd;
+
+	io_remove(&conn->setup_io);
+	timeout_remove(&conn->to_setup);
+	(void)pthread_join(setup->thread, NULL);
+	conn->setup = NULL;
+	rc = setup->rc;
+	conn->ld = setup->ld;
+	setup->ld = NULL;
+	if (rc != LDAP_SUCCESS) {
+		const char *diag = setup->connect_errno != 0 ?
+			t_strdup_printf("connect failed: %s",
+					strerror(setup->connect_errno)) :
+			t_strdup(setup->diag);
+
+		/* libldap says little more than "connect error" when the
+		   handshake or certificate check fails */
+		if (setup->in_starttls && rc == LDAP_CONNECT_ERROR)
+			diag = t_strconcat(diag, ldap_tls_hint(set), NULL);
+		else if (!setup->in_starttls && str_begins(uri, "ldaps://"))
+			diag = t_strconcat(diag, " (server down, or",
+					   ldap_tls_hint(set) + 1, NULL);
+		ldap_setup_free(setup);
+		/* a server refusing StartTLS or failing the certificate
+		   checks can't be used either */
+		ldap_conn_failed(conn, diag, FALSE);
+		return;
+	}
+	ldap_setup_free(setup);
+
+	if (ldap_get_option(conn->ld, LDAP_OPT_DESC, &fd) != LDAP_OPT_SUCCESS ||
+	    fd < 0) {
+		ldap_conn_failed(conn, "ldap_get_option(LDAP_OPT_DESC) failed",
+				 FALSE);
+		return;
+	}
+	/* the socket is non-blocking; should libldap ever wait on it, it
+	   waits no longer than an operation may take */
+	io_tv = msecs_to_timeval(set->ldap_timeout_msecs);
+	(void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &io_tv, sizeof(io_tv));
+	(void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &io_tv, sizeof(io_tv));
+	conn->io = io_add(fd, IO_READ, ldap_conn_input, conn);
+
+	if (conn->for_bind || set->ldap_bind_dn[0] == '\0') {
+		ldap_conn_set_ready(conn);
+	} else {
+		struct berval cred;
+
+		cred.bv_val = (char *)set->ldap_bind_password;
+		cred.bv_len = strlen(set->ldap_bind_password);
+		rc = ldap_sasl_bind(conn->ld, set->ldap_bind_dn,
+				    LDAP_SASL_SIMPLE, &cred, NULL, NULL,
+				    &conn->bind_msgid);
+		if (rc != LDAP_SUCCESS) {
+			ldap_conn_failed(conn, t_strdup_printf(
+				"bind as ldap_bind_dn=%s failed: %s",
+				set->ldap_bind_dn, ldap_diag(conn->ld, rc)),
+				FALSE);
+			return;
+		}
+		conn->to_bind = timeout_add(set->ldap_timeout_msecs,
+					    ldap_conn_bind_timeout, conn);
+	}
+	ldap_dispatch(ldap);
+}
+
+/* Starts connecting to server idx: TCP, TLS and StartTLS happen in a
+   thread, bounded by ldap_connect_timeout; the service account's bind is
+   sent once that is done. Returns the connection (not ready yet), or
+   NULL with the LDAP error code and a diagnostic when it can't even be
+   started. */
 static struct ldap_conn *
 ldap_conn_open(struct pop3ext_ldap *ldap, bool for_bind, unsigned int idx,
 	       int *rc_r, const char **diag_r)
@@ -502,9 +917,11 @@ ldap_conn_open(struct pop3ext_ldap *ldap, bool for_bind, unsigned int idx,
 	const struct pop3ext_auth_config *set = ldap->set;
 	const struct ldap_server *server = array_idx(&ldap->servers, idx);
 	struct ldap_conn *conn;
-	struct timeval network_tv, api_tv, io_tv;
+	struct ldap_setup *setup;
+	struct timeval network_tv, api_tv;
+	sigset_t all, old;
 	bool tls = set->ldap_starttls || str_begins(server->uri, "ldaps://");
-	int rc, fd, require_cert, version = LDAP_VERSION3;
+	int rc, require_cert, version = LDAP_VERSION3;
 	LDAP *ld;
 
 	rc = ldap_initialize(&ld, server->uri);
@@ -520,6 +937,7 @@ ldap_conn_open(struct pop3ext_ldap *ldap, bool for_bind, unsigned int idx,
 	if (ldap_set_option(ld, LDAP_OPT_PROTOCOL_VERSION, &version) != LDAP_OPT_SUCCESS ||
 	    ldap_set_option(ld, LDAP_OPT_REFERRALS, LDAP_OPT_OFF) != LDAP_OPT_SUCCESS ||
 	    ldap_set_option(ld, LDAP_OPT_RESTART, LDAP_OPT_ON) != LDAP_OPT_SUCCESS ||
+	    ldap_set_option(ld, LDAP_OPT_CONNECT_ASYNC, LDAP_OPT_ON) != LDAP_OPT_SUCCESS ||
 	    ldap_set_option(ld, LDAP_OPT_NETWORK_TIMEOUT, &network_tv) != LDAP_OPT_SUCCESS ||
 	    ldap_set_option(ld, LDAP_OPT_TIMEOUT, &api_tv) != LDAP_OPT_SUCCESS ||
 	    (tls && (ldap_set_option(ld, LDAP_OPT_X_TLS_REQUIRE_CERT, &require_cert) != LDAP_OPT_SUCCESS ||
@@ -530,87 +948,57 @@ ldap_conn_open(struct pop3ext_ldap *ldap, bool for_bind, unsigned int idx,
 		return NULL;
 	}
 
-	/* connect now, so that an unreachable server shows as such */
-	rc = ldap_connect(ld);
-	if (rc == LDAP_SUCCESS && set->ldap_starttls) {
-		rc = ldap_start_tls_s(ld, NULL, NULL);
-		if (rc != LDAP_SUCCESS) {
-			/* libldap says little more than "connect error"
-			   when the handshake or certificate check fails */
-			*diag_r = t_strdup_printf("StartTLS failed: %s%s",
-				ldap_diag(ld, rc), rc != LDAP_CONNECT_ERROR ? "" :
-				ldap_tls_hint(set));
-			/* a server refusing StartTLS or failing the
-			   certificate checks can't be used */
-			*rc_r = ldap_rc_is_unavailable(rc) ? rc :
-				LDAP_CONNECT_ERROR;
-			(void)ldap_unbind_ext(ld, NULL, NULL);
-			return NULL;
-		}
-	}
-	if (rc != LDAP_SUCCESS) {
-		*rc_r = rc;
-		*diag_r = t_strdup_printf("connect failed: %s%s",
-			ldap_diag(ld, rc), !str_begins(server->uri, "ldaps://") ?
-			"" : t_strconcat(" (server down, or",
-					 ldap_tls_hint(set) + 1, NULL));
-		(void)ldap_unbind_ext(ld, NULL, NULL);
-		return NULL;
-	}
-	if (ldap_get_option(ld, LDAP_OPT_DESC, &fd) != LDAP_OPT_SUCCESS ||
-	    fd < 0) {
+	setup = calloc(1, sizeof(*setup));
+	if (setup == NULL)
+		i_fatal_status(FATAL_OUTOFMEM, "calloc() failed: %m");
+	setup->ld = ld;
+	setup->starttls = set->ldap_starttls;
+	setup->timeout_msecs = set->ldap_connect_timeout_msecs;
+	if (pthread_mutex_init(&setup->lock, NULL) != 0)
+		i_fatal("pthread_mutex_init() failed");
+	if (pipe(setup->fds) < 0) {
 		*rc_r = LDAP_LOCAL_ERROR;
-		*diag_r = "ldap_get_option(LDAP_OPT_DESC) failed";
-		(void)ldap_unbind_ext(ld, NULL, NULL);
+		*diag_r = t_strdup_printf("pipe() failed: %m");
+		setup->fds[0] = setup->fds[1] = -1;
+		ldap_setup_free(setup);
 		return NULL;
 	}
-	/* libldap reads and writes a whole message at a time: never let a
-	   server that stalls mid-message hold the process for longer than
-	   an operation may take */
-	io_tv = msecs_to_timeval(set->ldap_timeout_msecs);
-	(void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &io_tv, sizeof(io_tv));
-	(void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &io_tv, sizeof(io_tv));
+	fd_close_on_exec(setup->fds[0], TRUE);
+	fd_close_on_exec(setup->fds[1], TRUE);
+	/* signals are for the process's own thread */
+	sigfillset(&all);
+	(void)pthread_sigmask(SIG_SETMASK, &all, &old);
+	rc = pthread_create(&setup->thread, NULL, ldap_setup_thread, setup);
+	(void)pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (rc != 0) {
+		*rc_r = LDAP_LOCAL_ERROR;
+		*diag_r = t_strdup_printf("pthread_create() failed: %s",
+					  strerror(rc));
+		ldap_setup_free(setup);
+		return NULL;
+	}
 
 	conn = i_new(struct ldap_conn, 1);
 	conn->refcount = 1;
 	conn->ldap = ldap;
 	conn->for_bind = for_bind;
 	conn->server = idx;
-	conn->ld = ld;
 	conn->bind_msgid = -1;
-	conn->io = io_add(fd, IO_READ, ldap_conn_input, conn);
+	conn->setup = setup;
+	conn->setup_io = io_add(setup->fds[0], IO_READ,
+				ldap_conn_setup_done, conn);
+	conn->to_setup = timeout_add(set->ldap_connect_timeout_msecs +
+				     LDAP_SETUP_SLACK_MSECS,
+				     ldap_conn_setup_timeout, conn);
 	DLLIST_PREPEND(&ldap->conns, conn);
 	if (for_bind)
 		ldap->bind_conn_count++;
-
-	if (for_bind || set->ldap_bind_dn[0] == '\0') {
-		conn->ready = TRUE;
-	} else {
-		struct berval cred;
-
-		cred.bv_val = (char *)set->ldap_bind_password;
-		cred.bv_len = strlen(set->ldap_bind_password);
-		rc = ldap_sasl_bind(ld, set->ldap_bind_dn, LDAP_SASL_SIMPLE,
-				    &cred, NULL, NULL, &conn->bind_msgid);
-		if (rc != LDAP_SUCCESS) {
-			*rc_r = rc;
-			*diag_r = t_strdup_printf(
-				"bind as ldap_bind_dn=%s failed: %s",
-				set->ldap_bind_dn, ldap_diag(ld, rc));
-			conn->broken = TRUE;
-			ldap_conn_close(conn);
-			return NULL;
-		}
-		conn->to_bind = timeout_add(set->ldap_timeout_msecs,
-					    ldap_conn_bind_timeout, conn);
-	}
 	*rc_r = LDAP_SUCCESS;
 	return conn;
 }
 
-/* A new connection for req to server idx. Returns it, or NULL when it
-   can't be had: the server is then marked down and req will try another,
-   or (a configuration error) req is finished. */
+/* A new connection for req to server idx. Returns it (being set up), or
+   NULL when it can't be had (a local error): req is then finished. */
 static struct ldap_conn *
 ldap_conn_open_for(struct pop3ext_ldap *ldap, struct ldap_request *req,
 		   bool for_bind, unsigned int idx)
@@ -622,17 +1010,8 @@ ldap_conn_open_for(struct pop3ext_ldap *ldap, struct ldap_request *req,
 	conn = ldap_conn_open(ldap, for_bind, idx, &rc, &diag);
 	if (conn != NULL)
 		return conn;
-	if (ldap_rc_is_unavailable(rc)) {
-		ldap_server_mark_down(ldap, idx, diag);
-		req->tried |= 1U << idx;
-		req->last_error = p_strdup(req->pool, diag);
-	} else {
-		/* the server answered, but not as configured: not a reason
-		   to fail over */
-		e_error(req->event, "ldap: %s: %s",
-			ldap_server_uri(ldap, idx), diag);
-		ldap_request_finish(req, POP3EXT_LDAP_TEMPFAIL);
-	}
+	e_error(req->event, "ldap: %s: %s", ldap_server_uri(ldap, idx), diag);
+	ldap_request_finish(req, POP3EXT_LDAP_TEMPFAIL);
 	return NULL;
 }
 
@@ -669,9 +1048,15 @@ static void ldap_conn_bound(struct ldap_conn *conn, LDAPMessage *msg)
 	diag = t_strdup_printf("bind as ldap_bind_dn=%s failed: %s",
 			       ldap->set->ldap_bind_dn, diag);
 	if (err == LDAP_SUCCESS) {
-		conn->ready = TRUE;
+		ldap_server_answered(ldap, conn->server);
+		ldap_conn_set_ready(conn);
 	} else if (ldap_rc_is_unavailable(err)) {
 		ldap_conn_failed(conn, diag, TRUE);
+	} else if (ldap->search_candidate == conn) {
+		/* the searches don't wait for this one */
+		e_error(ldap->event, "ldap: %s: %s",
+			ldap_server_uri(ldap, conn->server), diag);
+		ldap_conn_close(conn);
 	} else {
 		/* a configuration error, not a server to fail over from:
 		   the searches waiting for this connection fail */
@@ -744,6 +1129,7 @@ static void ldap_request_send(struct ldap_conn *conn, struct ldap_request *req)
 	DLLIST_PREPEND(&conn->requests, req);
 	conn->request_count++;
 	if (rc == LDAP_SUCCESS) {
+		req->sent_at = monotonic_msecs();
 		req->to = timeout_add(req->ldap->set->ldap_timeout_msecs,
 				      ldap_request_timeout, req);
 		return;
@@ -776,10 +1162,30 @@ static void ldap_dispatch_searches(struct pop3ext_ldap *ldap)
 			continue;
 		}
 		conn = ldap->search_conn;
+		if (conn != NULL && conn->server != (unsigned int)idx &&
+		    conn->ready && (unsigned int)idx < conn->server &&
+		    (req->tried & (1U << conn->server)) == 0 &&
+		    ldap_server_is_up(ldap, conn->server)) {
+			/* a preferred server may be back: connect to it on
+			   the side, this connection serves meanwhile */
+			if (ldap->search_candidate == NULL) {
+				const char *diag;
+				int rc;
+
+				ldap->search_candidate = ldap_conn_open(
+					ldap, FALSE, idx, &rc, &diag);
+				if (ldap->search_candidate == NULL) {
+					e_error(ldap->event, "ldap: %s: %s",
+						ldap_server_uri(ldap, idx),
+						diag);
+				}
+			}
+			ldap_request_send(conn, req);
+			continue;
+		}
 		if (conn != NULL && conn->server != (unsigned int)idx) {
-			/* a better server (or the one req hasn't tried):
-			   move there; the old connection finishes what it
-			   has */
+			/* the one req hasn't tried: move there; the old
+			   connection finishes what it has */
 			ldap->search_conn = NULL;
 			if (conn->requests == NULL)
 				ldap_conn_close(conn);
@@ -787,26 +1193,44 @@ static void ldap_dispatch_searches(struct pop3ext_ldap *ldap)
 				conn->draining = TRUE;
 			conn = NULL;
 		}
+		if (conn == NULL && ldap->search_candidate != NULL &&
+		    ldap->search_candidate->server == (unsigned int)idx) {
+			/* the one being set up is where req goes */
+			conn = ldap->search_conn = ldap->search_candidate;
+			ldap->search_candidate = NULL;
+		}
 		if (conn == NULL) {
 			conn = ldap_conn_open_for(ldap, req, FALSE, idx);
 			if (conn == NULL)
 				continue;
 			ldap->search_conn = conn;
 		}
-		if (!conn->ready)
+		if (!conn->ready) {
+			/* the rest waits until it is */
 			break;
+		}
 		ldap_request_send(conn, req);
 	}
 }
 
-/* Sends what waits in the bind queue over free bind connections. */
+/* Sends what waits in the bind queue over free bind connections; opens
+   more (up to ldap_bind_connections) for requests that no connection
+   being set up will take. */
 static void ldap_dispatch_binds(struct pop3ext_ldap *ldap)
 {
-	struct ldap_request *req;
+	unsigned int setting_up[LDAP_MAX_SERVERS], waiting[LDAP_MAX_SERVERS];
+	struct ldap_request *req, *next;
 	struct ldap_conn *conn, *free_conn;
 	int idx;
 
-	while ((req = ldap->bind_queue) != NULL) {
+	memset(setting_up, 0, sizeof(setting_up));
+	memset(waiting, 0, sizeof(waiting));
+	for (conn = ldap->conns; conn != NULL; conn = conn->next) {
+		if (conn->for_bind && !conn->ready)
+			setting_up[conn->server]++;
+	}
+	for (req = ldap->bind_queue; req != NULL; req = next) {
+		next = req->next;
 		idx = ldap_pick_server(ldap, req);
 		if (idx < 0) {
 			ldap_request_fail_unanswered(req);
@@ -814,7 +1238,7 @@ static void ldap_dispatch_binds(struct pop3ext_ldap *ldap)
 		}
 		conn = free_conn = NULL;
 		for (struct ldap_conn *c = ldap->conns; c != NULL; c = c->next) {
-			if (!c->for_bind || c->requests != NULL)
+			if (!c->for_bind || !c->ready || c->requests != NULL)
 				continue;
 			if (c->server == (unsigned int)idx) {
 				conn = c;
@@ -822,17 +1246,24 @@ static void ldap_dispatch_binds(struct pop3ext_ldap *ldap)
 			}
 			free_conn = c;
 		}
-		if (conn == NULL) {
-			if (free_conn != NULL)
-				ldap_conn_close(free_conn);
-			else if (ldap->bind_conn_count >=
-				 ldap->set->ldap_bind_connections)
-				break;
-			conn = ldap_conn_open_for(ldap, req, TRUE, idx);
-			if (conn == NULL)
-				continue;
+		if (conn != NULL) {
+			ldap_request_send(conn, req);
+			continue;
 		}
-		ldap_request_send(conn, req);
+		if (waiting[idx] < setting_up[idx]) {
+			/* one being set up will take it */
+			waiting[idx]++;
+			continue;
+		}
+		if (free_conn != NULL)
+			ldap_conn_close(free_conn);
+		else if (ldap->bind_conn_count >=
+			 ldap->set->ldap_bind_connections)
+			break;
+		if (ldap_conn_open_for(ldap, req, TRUE, idx) != NULL) {
+			setting_up[idx]++;
+			waiting[idx]++;
+		}
 	}
 }
 
@@ -1036,18 +1467,28 @@ static void ldap_request_answered(struct ldap_conn *conn,
 	struct pop3ext_ldap *ldap = conn->ldap;
 	LDAPControl **ctrls = NULL;
 	const char *diag;
+	bool mark_down = TRUE;
 	int err;
 
 	err = ldap_parse_answer(conn->ld, msg, &ctrls, &diag);
 
-	if (ldap_rc_is_unavailable(err)) {
+	if (ldap_rc_is_unavailable(err) ||
+	    (req->type != LDAP_REQUEST_BIND &&
+	     ldap_search_rc_fails_over(err, &mark_down))) {
 		/* busy or unavailable: try the next server */
 		unsigned int server = conn->server;
 
 		if (ctrls != NULL)
 			ldap_controls_free(ctrls);
 		ldap_request_detach(req);
-		ldap_server_mark_down(ldap, server, diag);
+		if (mark_down)
+			ldap_server_mark_down(ldap, server, diag);
+		else {
+			e_warning(req->event, "ldap: %s: %s: %s - trying "
+				  "the next server",
+				  ldap_server_uri(ldap, server), req->what,
+				  diag);
+		}
 		req->tried |= 1U << server;
 		ldap_request_retry(req, diag);
 		return;
@@ -1074,6 +1515,20 @@ static void ldap_request_answered(struct ldap_conn *conn,
 			ldap_request_finish(req, POP3EXT_LDAP_TEMPFAIL);
 		} else if (req->cookie == NULL) {
 			ldap_request_finish(req, POP3EXT_LDAP_OK);
+		} else if (req->page_wait) {
+			/* wait until the caller wants the next page; the
+			   connection stays (with the cookie) */
+			bool draining = conn->draining;
+
+			conn->draining = FALSE;
+			ldap_request_detach(req);
+			conn->draining = draining;
+			req->page_conn = conn;
+			conn->refcount++;
+			req->paused = TRUE;
+			req->page_delivered = TRUE;
+			if (ldap->sync_ioloop != NULL)
+				io_loop_stop(ldap->sync_ioloop);
 		} else {
 			/* the next page, on the same connection (the cookie
 			   is only good there), even if it is draining */
@@ -1086,12 +1541,30 @@ static void ldap_request_answered(struct ldap_conn *conn,
 				conn->draining = draining;
 		}
 		break;
-	case LDAP_REQUEST_BIND:
+	case LDAP_REQUEST_BIND: {
+		enum pop3ext_ldap_result result;
+
 		ldap_bind_ppolicy(req, conn->ld, ctrls);
 		if (ctrls != NULL)
 			ldap_controls_free(ctrls);
-		ldap_request_finish(req, ldap_bind_result(req, err, diag));
+		result = ldap_bind_result(req, err, diag);
+		if (result == POP3EXT_LDAP_OK && req->read_after_bind) {
+			/* the entry, read as the user on this connection */
+			safe_memset(req->password, 0, strlen(req->password));
+			req->type = LDAP_REQUEST_SEARCH;
+			req->what = "user entry read";
+			req->base = req->dn;
+			req->scope = LDAP_SCOPE_BASE;
+			req->filter = "(objectClass=*)";
+			req->attrs = ldap->entry_attrs;
+			req->sizelimit = 2;
+			ldap_request_detach(req);
+			ldap_request_send(conn, req);
+			break;
+		}
+		ldap_request_finish(req, result);
 		break;
+	}
 	}
 }
 
@@ -1157,6 +1630,7 @@ static void ldap_conn_input(struct ldap_conn *conn)
 			} T_END;
 			break;
 		}
+		conn->last_input = monotonic_msecs();
 		T_BEGIN {
 			ldap_conn_message(conn, msg);
 		} T_END;
@@ -1178,30 +1652,95 @@ static void ldap_move_ios(struct pop3ext_ldap *ldap, struct ioloop *ioloop)
 			conn->to_bind = io_loop_move_timeout_to(ioloop,
 							&conn->to_bind);
 		}
+		if (conn->setup_io != NULL) {
+			conn->setup_io = io_loop_move_io_to(ioloop,
+							    &conn->setup_io);
+		}
+		if (conn->to_setup != NULL) {
+			conn->to_setup = io_loop_move_timeout_to(ioloop,
+							&conn->to_setup);
+		}
 	}
+}
+
+/* What a request may take in all: a connect and an operation per server,
+   within LDAP_REQUEST_MAX_MSECS. */
+static unsigned int ldap_request_max_msecs(struct pop3ext_ldap *ldap)
+{
+	uint64_t msecs = (uint64_t)(ldap->set->ldap_connect_timeout_msecs +
+				    ldap->set->ldap_timeout_msecs) *
+		array_count(&ldap->servers);
+
+	return msecs > LDAP_REQUEST_MAX_MSECS ? LDAP_REQUEST_MAX_MSECS :
+		(unsigned int)msecs;
+}
+
+static void ldap_request_deadline(struct ldap_request *req)
+{
+	struct pop3ext_ldap *ldap = req->ldap;
+	struct ldap_conn *conn = req->conn;
+
+	if (conn != NULL && req->msgid >= 0 && conn->ld != NULL) {
+		(void)ldap_abandon_ext(conn->ld, req->msgid, NULL, NULL);
+		if (conn->for_bind) {
+			/* never a new bind while one may still run */
+			ldap_request_detach(req);
+			ldap_conn_close(conn);
+		}
+	}
+	e_error(req->event, "ldap: %s: no LDAP server answered within %u ms "
+		"(last error: %s)", req->what, ldap_request_max_msecs(req->ldap),
+		req->last_error == NULL ? "none" : req->last_error);
+	ldap_request_finish(req, POP3EXT_LDAP_TEMPFAIL);
+	ldap_dispatch(ldap);
+}
+
+static void ldap_request_add_deadline(struct ldap_request *req)
+{
+	/* a listing's pages each have ldap_timeout */
+	if (req->type == LDAP_REQUEST_LIST)
+		return;
+	req->to_deadline = timeout_add(ldap_request_max_msecs(req->ldap),
+				       ldap_request_deadline, req);
+}
+
+/* An auth-worker: sends req (queued, or the next page on conn) and waits
+   until it is finished (then calls back) or paused after a page. */
+static void ldap_request_wait(struct ldap_request *req,
+			      struct ldap_conn *page_conn)
+{
+	struct pop3ext_ldap *ldap = req->ldap;
+	struct ioloop *prev_ioloop = current_ioloop;
+
+	i_assert(ldap->sync_ioloop == NULL);
+	ldap->sync_ioloop = io_loop_create();
+	ldap_move_ios(ldap, ldap->sync_ioloop);
+	if (page_conn == NULL) {
+		ldap_request_add_deadline(req);
+		ldap_dispatch(ldap);
+	} else {
+		ldap_request_send(page_conn, req);
+	}
+	while (!req->finished && !req->paused)
+		io_loop_run(ldap->sync_ioloop);
+	ldap_move_ios(ldap, prev_ioloop);
+	io_loop_destroy(&ldap->sync_ioloop);
+	if (req->finished)
+		ldap_request_callback(req);
 }
 
 static void ldap_request_start(struct ldap_request *req)
 {
 	struct pop3ext_ldap *ldap = req->ldap;
-	struct ioloop *prev_ioloop = current_ioloop;
 
 	ldap_request_queue(req, FALSE);
 	if (!ldap->sync) {
+		ldap_request_add_deadline(req);
 		ldap_dispatch(ldap);
 		return;
 	}
-
 	/* an auth-worker: wait for the answer here */
-	i_assert(ldap->sync_ioloop == NULL);
-	ldap->sync_ioloop = io_loop_create();
-	ldap_move_ios(ldap, ldap->sync_ioloop);
-	ldap_dispatch(ldap);
-	while (!req->finished)
-		io_loop_run(ldap->sync_ioloop);
-	ldap_move_ios(ldap, prev_ioloop);
-	io_loop_destroy(&ldap->sync_ioloop);
-	ldap_request_callback(req);
+	ldap_request_wait(req, NULL);
 }
 
 static struct ldap_request *
@@ -1287,12 +1826,60 @@ void pop3ext_ldap_bind_user(struct pop3ext_ldap *ldap, struct event *event,
 	ldap_request_start(req);
 }
 
-void pop3ext_ldap_list_users(struct pop3ext_ldap *ldap, struct event *event,
-			     pool_t pool, ARRAY_TYPE(const_string) *users,
-			     pop3ext_ldap_callback_t *callback, void *context)
+void pop3ext_ldap_bind_user_read(struct pop3ext_ldap *ldap,
+				 struct event *event, pool_t pool,
+				 const char *dn, const char *password,
+				 pop3ext_ldap_entry_callback_t *callback,
+				 void *context)
 {
 	struct ldap_request *req;
 
+	if (password[0] == '\0' || dn[0] == '\0') {
+		callback(POP3EXT_LDAP_INVALID_CREDENTIALS, NULL, context);
+		return;
+	}
+	req = ldap_request_new(ldap, LDAP_REQUEST_BIND, event, "user bind");
+	req->dn = p_strdup(req->pool, dn);
+	req->password = p_strdup(req->pool, password);
+	req->read_after_bind = TRUE;
+	req->result_pool = pool;
+	req->entry_callback = callback;
+	req->context = context;
+	ldap_request_start(req);
+}
+
+/* -- streaming listing (auth-workers) ---------------------------------------- */
+
+struct pop3ext_ldap_listing {
+	struct ldap_request *req;
+	bool done, failed;
+};
+
+static void ldap_listing_finished(enum pop3ext_ldap_result result,
+				  void *context)
+{
+	struct pop3ext_ldap_listing *listing = context;
+
+	listing->req = NULL;
+	listing->done = TRUE;
+	listing->failed = result != POP3EXT_LDAP_OK;
+}
+
+static void ldap_listing_release_conn(struct ldap_request *req)
+{
+	if (req->page_conn != NULL)
+		ldap_conn_unref(&req->page_conn);
+}
+
+struct pop3ext_ldap_listing *
+pop3ext_ldap_listing_start(struct pop3ext_ldap *ldap, struct event *event,
+			   pool_t pool, ARRAY_TYPE(const_string) *users)
+{
+	struct pop3ext_ldap_listing *listing;
+	struct ldap_request *req;
+
+	i_assert(ldap->sync);
+	listing = p_new(pool, struct pop3ext_ldap_listing, 1);
 	req = ldap_request_new(ldap, LDAP_REQUEST_LIST, event, "user listing");
 	req->base = ldap->set->ldap_base;
 	req->scope = ldap_scope(ldap->set->ldap_scope);
@@ -1302,9 +1889,55 @@ void pop3ext_ldap_list_users(struct pop3ext_ldap *ldap, struct event *event,
 	req->result_pool = pool;
 	req->users = users;
 	req->users_start = array_count(users);
-	req->callback = callback;
-	req->context = context;
+	req->page_wait = TRUE;
+	req->callback = ldap_listing_finished;
+	req->context = listing;
+	listing->req = req;
 	ldap_request_start(req);
+	return listing;
+}
+
+int pop3ext_ldap_listing_next(struct pop3ext_ldap_listing *listing)
+{
+	struct ldap_request *req = listing->req;
+	struct ldap_conn *conn;
+
+	if (listing->done)
+		return listing->failed ? -1 : 0;
+	i_assert(req->paused);
+	req->paused = FALSE;
+	conn = req->page_conn;
+	req->page_conn = NULL;
+	if (conn->closed || !conn->ready) {
+		/* e.g. the server closed it while we waited */
+		ldap_conn_unref(&conn);
+		e_error(req->event, "ldap: user listing cut short: the "
+			"connection closed between pages");
+		/* (not waiting: this calls back, which ends the listing) */
+		ldap_request_finish(req, POP3EXT_LDAP_TEMPFAIL);
+		return -1;
+	}
+	ldap_request_wait(req, conn);
+	ldap_conn_unref(&conn);
+	if (listing->done)
+		return listing->failed ? -1 : 0;
+	return 1;
+}
+
+void pop3ext_ldap_listing_end(struct pop3ext_ldap_listing **_listing)
+{
+	struct pop3ext_ldap_listing *listing = *_listing;
+	struct ldap_request *req = listing->req;
+
+	*_listing = NULL;
+	if (req == NULL)
+		return;
+	/* stopped early: no more pages */
+	ldap_listing_release_conn(req);
+	req->paused = FALSE;
+	req->callback = NULL;
+	req->context = NULL;
+	ldap_request_free(req);
 }
 
 /* -- setup ------------------------------------------------------------------ */
@@ -1404,11 +2037,18 @@ struct pop3ext_ldap *pop3ext_ldap_init(const struct pop3ext_auth_config *set,
 	}
 
 	p_array_init(&attrs, pool, 16);
-	array_foreach(&set->ldap_fields, map)
+	array_foreach(&set->ldap_fields, map) {
 		entry_attrs_add(&attrs, map->attribute);
+		if (map->template_attrs != NULL) {
+			for (const char *const *a = map->template_attrs;
+			     *a != NULL; a++)
+				entry_attrs_add(&attrs, *a);
+		}
+	}
 	entry_attrs_add(&attrs, set->ldap_pop3_enabled_attribute);
 	entry_attrs_add(&attrs, set->ldap_allow_nets_attribute);
 	entry_attrs_add(&attrs, set->ldap_username_attribute);
+	entry_attrs_add(&attrs, set->ldap_password_attribute);
 	if (array_count(&attrs) == 0)
 		array_push_back(&attrs, &none);
 	array_append_zero(&attrs);

@@ -11,13 +11,20 @@
    listing) the same code runs, and each operation waits for its answer in
    a private ioloop before the call returns.
 
+   A connection's TCP connect, TLS handshake and StartTLS run in a thread
+   (libldap does them only blocking), bounded by ldap_connect_timeout;
+   requests wait in a queue meanwhile, so the process never waits for a
+   server.
+
    Servers are tried in the order of ldap_uris. A server that refuses the
-   connection, or does not answer within ldap_timeout, is marked down for
-   ldap_retry_interval and its requests go to the next server; once the
-   interval has passed, new requests go to the earlier (preferred) server
-   again if it answers. A request tries each server at most once (a
-   connection closed under it is retried once on the same server); when
-   every server it may still try is marked down, it tries those in order.
+   connection, or does not answer within ldap_connect_timeout/ldap_timeout,
+   is marked down for ldap_retry_interval (doubled per failure in a row)
+   and its requests, and those queued for its connection, go to the next
+   server; once the interval has passed, new requests go to the earlier
+   (preferred) server again if it answers. A request tries each server at
+   most once (a connection closed under it is retried once on the same
+   server); when every server it may still try is marked down, it fails at
+   once. Each search and bind has a deadline besides.
 
    Each callback is called exactly once, possibly before the function that
    started the operation returns. */
@@ -81,12 +88,27 @@ void pop3ext_ldap_read_entry(struct pop3ext_ldap *ldap, struct event *event,
 void pop3ext_ldap_bind_user(struct pop3ext_ldap *ldap, struct event *event,
 			    const char *dn, const char *password,
 			    pop3ext_ldap_callback_t *callback, void *context);
-/* Appends every value of ldap_username_attribute of the entries matching
-   ldap_iterate_filter to users (paged, so server size limits don't cut it
-   short; a listing the server cuts short anyway is TEMPFAIL). */
-void pop3ext_ldap_list_users(struct pop3ext_ldap *ldap, struct event *event,
-			     pool_t pool, ARRAY_TYPE(const_string) *users,
-			     pop3ext_ldap_callback_t *callback, void *context);
+/* The same, then reads the entry at dn (the configured attributes, always
+   ldap_username_attribute) as that user, on the same connection. */
+void pop3ext_ldap_bind_user_read(struct pop3ext_ldap *ldap,
+				 struct event *event, pool_t pool,
+				 const char *dn, const char *password,
+				 pop3ext_ldap_entry_callback_t *callback,
+				 void *context);
+/* Lists every value of ldap_username_attribute of the entries matching
+   ldap_iterate_filter (paged, so server size limits don't cut it short; a
+   listing the server cuts short anyway is an error), in auth-workers, as
+   a stream: _start() waits for the first page, _next() for each further
+   one; both append to users. _next() returns 1 when more pages may
+   follow, 0 when the listing is complete, -1 when it failed (logged; a
+   failure after a page was handed out is never retried, which would list
+   users twice). */
+struct pop3ext_ldap_listing;
+struct pop3ext_ldap_listing *
+pop3ext_ldap_listing_start(struct pop3ext_ldap *ldap, struct event *event,
+			   pool_t pool, ARRAY_TYPE(const_string) *users);
+int pop3ext_ldap_listing_next(struct pop3ext_ldap_listing *listing);
+void pop3ext_ldap_listing_end(struct pop3ext_ldap_listing **listing);
 
 /* The entry's values of an attribute, or NULL. */
 const ARRAY_TYPE(const_string) *

@@ -4,6 +4,7 @@
 #include "safe-memset.h"
 #include "str-sanitize.h"
 #include "passdb.h"
+#include "pop3ext-auth-escape.h"
 #include "pop3ext-auth.h"
 
 #include <security/pam_appl.h>
@@ -132,7 +133,7 @@ pop3ext_pam_verify(const struct pop3ext_auth_config *set,
 	struct pam_conv conv;
 	pam_handle_t *pamh = NULL;
 	const char *service, *tty, *host, *stage = "pam_start";
-	enum passdb_result result;
+	enum passdb_result result, renamed;
 	const void *item;
 	int status, status2;
 	bool acct_stage = FALSE;
@@ -172,15 +173,35 @@ pop3ext_pam_verify(const struct pop3ext_auth_config *set,
 		acct_stage = TRUE;
 		status = pam_acct_mgmt(pamh, PAM_SILENT);
 	}
+	renamed = PASSDB_RESULT_OK;
 	if (status == PAM_SUCCESS) {
 		/* PAM may have mapped the name (e.g. case) */
+		const char *error;
+
 		stage = "pam_get_item(PAM_USER)";
-		status = pam_get_item(pamh, PAM_USER, &item);
-		if (status == PAM_SUCCESS && item != NULL &&
-		    strcmp(item, request->fields.user) != 0)
+		status2 = pam_get_item(pamh, PAM_USER, &item);
+		if (status2 != PAM_SUCCESS || item == NULL) {
+			/* not a wrong password: PAM said yes */
+			e_error(authdb_event(request), "pam: pam_get_item("
+				"PAM_USER) failed: %s",
+				pam_strerror(pamh, status2));
+			renamed = PASSDB_RESULT_INTERNAL_FAILURE;
+		} else if (strcmp(item, request->fields.user) == 0) {
+			/* the same */
+		} else if (pop3ext_auth_username_check(
+				item, set->username_max_length, &error) < 0) {
+			/* the same checks as for the client's name */
+			e_error(authdb_event(request), "pam: PAM_USER %s (set "
+				"by PAM) refused: %s", str_sanitize(item, 256),
+				error);
+			renamed = PASSDB_RESULT_USER_UNKNOWN;
+		} else {
 			auth_request_set_field(request, "user", item, NULL);
+		}
 	}
 	result = pam_status_result(status, acct_stage);
+	if (result == PASSDB_RESULT_OK)
+		result = renamed;
 	if (result != PASSDB_RESULT_OK)
 		pam_log_result(request, stage, pamh, status, result);
 

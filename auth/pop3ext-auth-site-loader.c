@@ -30,7 +30,7 @@ struct site_reply {
 static int
 site_hook_load(struct pop3ext_auth_site_hooks *hooks,
 	       const struct pop3ext_auth_config *set,
-	       const struct pop3ext_auth_site_hook_config *conf,
+	       const struct pop3ext_auth_site_hook_config *conf, bool init,
 	       const char **error_r)
 {
 	struct site_hook *hook;
@@ -81,6 +81,10 @@ site_hook_load(struct pop3ext_auth_site_hooks *hooks,
 	hook->name = p_strdup(hooks->pool, conf->name);
 	hook->handle = handle;
 	hook->module = module;
+	if (!init) {
+		/* checked, but initialised only where it runs */
+		return 0;
+	}
 	if (module->init != NULL) {
 		error = NULL;
 		if (module->init(conf->args, &hook->context, &error) < 0) {
@@ -94,6 +98,7 @@ site_hook_load(struct pop3ext_auth_site_hooks *hooks,
 }
 
 int pop3ext_auth_site_hooks_load(const struct pop3ext_auth_config *set,
+				 bool init,
 				 struct pop3ext_auth_site_hooks **hooks_r,
 				 const char **error_r)
 {
@@ -111,7 +116,7 @@ int pop3ext_auth_site_hooks_load(const struct pop3ext_auth_config *set,
 	hooks->pool = pool;
 	p_array_init(&hooks->hooks, pool, array_count(&set->site_hooks));
 	array_foreach(&set->site_hooks, conf) {
-		if (site_hook_load(hooks, set, conf, &error) < 0) {
+		if (site_hook_load(hooks, set, conf, init, &error) < 0) {
 			*error_r = t_strdup_printf("%s line %u: site_hook: %s",
 						   set->path, conf->line, error);
 			pop3ext_auth_site_hooks_unload(&hooks);
@@ -177,6 +182,8 @@ void pop3ext_auth_site_hooks_run(struct pop3ext_auth_site_hooks *hooks,
 	array_foreach_modifiable(&hooks->hooks, hook) {
 		enum pop3ext_auth_site_verdict verdict;
 
+		/* hooks run only where they were initialised */
+		i_assert(hook->initialized);
 		i_zero(&reply);
 		reply.reply.add_field = site_reply_add_field;
 		reply.reply.set_reason = site_reply_set_reason;

@@ -18,10 +18,12 @@ struct pop3ext_auth_site_outcome {
 	ARRAY_TYPE(const_string) fields;
 };
 
-/* Loads and initialises every hook. Returns 0, or -1 with *error_r naming
-   the configuration file, line and key. NULL *hooks_r when none are
-   configured. */
+/* Loads and checks every hook, and initialises it if init is TRUE (in the
+   auth-workers where hooks run; elsewhere they can't be run). Returns 0,
+   or -1 with *error_r naming the configuration file, line and key. NULL
+   *hooks_r when none are configured. */
 int pop3ext_auth_site_hooks_load(const struct pop3ext_auth_config *set,
+				 bool init,
 				 struct pop3ext_auth_site_hooks **hooks_r,
 				 const char **error_r);
 void pop3ext_auth_site_hooks_unload(struct pop3ext_auth_site_hooks **hooks);

@@ -32,7 +32,12 @@
    Fields: reply->add_field(reply, name, value) adds a Dovecot passdb extra
    field, e.g. "userdb_pop3ext_audit" = "yes" (a userdb field for the mail
    session), or "nologin" + "reason". Fields added by a hook that then denies
-   are discarded.
+   are discarded. Fields that would change who the user is or where the
+   mail is (user, username, domain, login_user, imports, userdb_home,
+   userdb_mail, userdb_uid, ...; see docs/AUTH.md), other passdb fields than
+   nologin, reason, allow_nets, allow_real_nets, nodelay and fail, and names
+   with other characters than letters, digits, '_', '-', '/' and '.' are
+   refused (logged).
 
    A hook must not keep pointers into the request after login() returns.
 
@@ -88,10 +93,12 @@ struct pop3ext_auth_site_module {
 	unsigned int magic;
 	unsigned int abi_version;
 
-	/* Called once per auth process with the rest of the site_hook line
-	   ("" if none). Returns 0 and sets *context_r, or -1 and sets *error_r
-	   (a static or leaked string) which stops auth start-up with the
-	   configuration file, line and the error. May be NULL. */
+	/* Called once per auth-worker process (where hooks run; never in
+	   the auth process that serves the clients) with the rest of the
+	   site_hook line ("" if none). Returns 0 and sets *context_r, or -1
+	   and sets *error_r (a static or leaked string) which stops the
+	   auth-worker with the configuration file, line and the error. May
+	   be NULL. */
 	int (*init)(const char *args, void **context_r, const char **error_r);
 	/* Called when the auth process ends. May be NULL. */
 	void (*deinit)(void *context);

@@ -32,7 +32,7 @@ static void test_config_ldap_defaults(void)
 		"# comment\n"
 		"\n"
 		"password_check = ldap\n"
-		"  ldap_uris = ldap://a.example:389 ldaps://b.example\n"
+		"  ldap_uris = ldaps://a.example:636 ldaps://b.example\n"
 		"ldap_base = dc=example,dc=test\r\n", &set, &error) == 0);
 	test_assert(error == NULL);
 	test_assert(set->password_check == POP3EXT_AUTH_PASSWORD_LDAP);
@@ -71,6 +71,8 @@ static void test_config_pam_values(void)
 	test_assert(test_parse(pool,
 		"password_check = pam\n"
 		"pam_service = %s\n"
+		"pam_tty = tty-%s-%%\n"
+		"ldap_user_filter = (&(|(uid=%n)(mail=%u))(o=%d)(x=%s))\n"
 		"pam_acct_mgmt = no\n"
 		"pam_max_requests = 0\n"
 		"recent_prefix = \"\"\n"
@@ -84,6 +86,7 @@ static void test_config_pam_values(void)
 	test_assert(set->password_check == POP3EXT_AUTH_PASSWORD_PAM);
 	test_assert(set->attributes == POP3EXT_AUTH_ATTRIBUTES_NONE);
 	test_assert_strcmp(set->pam_service, "%s");
+	test_assert_strcmp(set->pam_tty, "tty-%s-%%");
 	test_assert(!set->pam_acct_mgmt);
 	test_assert(set->pam_max_requests == 0);
 	test_assert_strcmp(set->recent_prefix, "");
@@ -95,7 +98,7 @@ static void test_config_pam_values(void)
 	hook = array_idx(&set->site_hooks, 0);
 	test_assert_strcmp(hook->name, "example");
 	test_assert_strcmp(hook->args, "deny_file=/x  field=a=b");
-	test_assert(hook->line == 10);
+	test_assert(hook->line == 12);
 	hook = array_idx(&set->site_hooks, 1);
 	test_assert_strcmp(hook->args, "");
 	test_end();
@@ -160,7 +163,8 @@ static void test_config_errors(void)
 		  "'sometimes' is not one of: never, allow, try, demand, hard" },
 		{ "password_check = pam\nldap_bind_password = x\n",
 		  "line 2: ldap_bind_password: set without ldap_bind_dn" },
-		{ "password_check = pam\nldap_tls_cert_file = /c.pem\n",
+		{ "password_check = ldap\nldap_uris = ldaps://x\n"
+		  "ldap_base = dc=x\nldap_tls_cert_file = /c.pem\n",
 		  "ldap_tls_cert_file and ldap_tls_key_file go together" },
 		{ "password_check = pam\nsite_hook =\n",
 		  "line 2: site_hook: a hook name is required" },
@@ -174,6 +178,59 @@ static void test_config_errors(void)
 		  "ldap_bind_connections: '0' is not a number in 1..64" },
 		{ "password_check = pam\nrecent_prefix = a b\n",
 		  "line 2: recent_prefix: must not contain spaces" },
+		/* M4: passdb fields, defaults and composed values */
+		{ "password_check = pam\nldap_fields = =quota\n",
+		  "line 2: ldap_fields: '=quota' is not =field=value" },
+		{ "password_check = pam\nldap_fields = =home=/v/%u\n",
+		  "line 2: ldap_fields: /v/%u: only %{ldap:attribute} and %%" },
+		{ "password_check = pam\nldap_fields = =home=/v/%{ldap:a(b}\n",
+		  "line 2: ldap_fields: 'a(b' is not an LDAP attribute name" },
+		{ "password_check = pam\nldap_fields = uid=passdb:user\n",
+		  "line 2: ldap_fields: passdb:user is not a passdb field" },
+		{ "password_check = pam\nldap_fields = =passdb:username=x\n",
+		  "line 2: ldap_fields: passdb:username is not a passdb field" },
+		/* S1: a filter that does not pin the user */
+		{ "password_check = pam\nldap_user_filter = (cn=alice)\n",
+		  "line 2: ldap_user_filter: must match the user's name: "
+		  "give an equality with %u or %n" },
+		{ "password_check = pam\nldap_user_filter = (objectClass=*)\n",
+		  "line 2: ldap_user_filter: must match the user's name" },
+		{ "password_check = pam\nldap_user_filter = (&(uid=%d)(o=%s))\n",
+		  "line 2: ldap_user_filter: must match the user's name" },
+		{ "password_check = pam\nldap_user_filter = (uid=%u*)\n",
+		  "line 2: ldap_user_filter: %u next to '*'" },
+		{ "password_check = pam\nldap_user_filter = (uid=*%n)\n",
+		  "line 2: ldap_user_filter: %n next to '*'" },
+		{ "password_check = pam\nldap_user_filter = (uid~=%u)\n",
+		  "line 2: ldap_user_filter: must match the user's name" },
+		/* S5: PAM service and tty */
+		{ "password_check = pam\npam_service = dovecot-%d\n",
+		  "line 2: pam_service: %d is not allowed here (only %s and %%" },
+		{ "password_check = pam\npam_service = %u\n",
+		  "line 2: pam_service: %u is not allowed here" },
+		{ "password_check = pam\npam_service = dovecot-%{service}\n",
+		  "line 2: pam_service: unknown %{" },
+		{ "password_check = pam\npam_tty = %x\n",
+		  "line 2: pam_tty: unknown %x" },
+		{ "password_check = pam\npam_tty = %n\n",
+		  "line 2: pam_tty: %n is not allowed here" },
+		/* S4: no silent downgrade */
+		{ "password_check = ldap\nldap_uris = ldap://x\n"
+		  "ldap_base = dc=x\nldap_tls_ca_file = /ca.pem\n",
+		  "line 4: ldap_tls_ca_file: set, but no URI uses TLS" },
+		{ "password_check = ldap\nldap_uris = ldap://x\n"
+		  "ldap_base = dc=x\nldap_tls_require_cert = hard\n",
+		  "line 4: ldap_tls_require_cert: set, but no URI uses TLS" },
+		{ "password_check = ldap\nldap_uris = ldaps://x ldap://y\n"
+		  "ldap_base = dc=x\n",
+		  "line 2: ldap_uris: mixes ldaps:// and ldap:// URIs" },
+		{ "password_check = ldap\nldap_uris = ldap://x\n"
+		  "ldap_base = dc=x\nldap_bind_dn = cn=x\n",
+		  "line 4: ldap_bind_dn: set without ldap_bind_password" },
+		{ "password_check = pam\nldap_username_attribute =\n",
+		  "line 2: ldap_username_attribute: must not be empty" },
+		{ "password_check = pam\nsite_hook_dir =\n",
+		  "line 2: site_hook_dir: must not be empty" },
 	};
 	pool_t pool = pool_alloconly_create("test", 4096);
 	const struct pop3ext_auth_config *set;
@@ -227,6 +284,10 @@ static void test_template_expand(void)
 		"uid=[bob],ou=[example.test],%,[imap]");
 	test_assert_strcmp(pop3ext_auth_template_expand(
 		"%n/%d", "nodomain", "pop3", NULL), "nodomain/");
+	/* split at the first '@', as Dovecot does (W1) */
+	test_assert_strcmp(pop3ext_auth_template_expand(
+		"%n/%d", "alice@evil.test@example.test", "pop3", NULL),
+		"alice/evil.test@example.test");
 	test_end();
 }
 

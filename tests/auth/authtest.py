@@ -84,10 +84,26 @@ class AuthTestCase(TestCase):
 
     def auth_dovecot(self, conf_path, userdb=True, extra_conf="",
                      start=True, passdb_extra="", userdb_conf=None,
-                     **kwargs):
-        """A Dovecot whose passdb (and userdb) is pop3ext with conf_path."""
-        blocks = ["passdb {\n  driver = pop3ext\n  args = %s\n%s}"
-                  % (conf_path, passdb_extra)]
+                     passwd_file_first=False, passwd_file_after=False,
+                     passdb_before="", **kwargs):
+        """A Dovecot whose passdb (and userdb) is pop3ext with conf_path.
+        passwd_file_first: a passwd-file passdb and userdb with the users=
+        come before pop3ext's (a login another driver answers);
+        passwd_file_after: a passwd-file passdb after pop3ext's (what a
+        failed pop3ext login must not leak into); passdb_before: blocks
+        before all ({PASSWD} is the passwd-file of users=)."""
+        blocks = [passdb_before] if passdb_before else []
+        if passwd_file_first:
+            blocks.append("passdb {\n  driver = passwd-file\n  args = "
+                          "scheme=PLAIN username_format=%u {PASSWD}\n}")
+        blocks.append("passdb {\n  driver = pop3ext\n  args = %s\n%s}"
+                      % (conf_path, passdb_extra))
+        if passwd_file_after:
+            blocks.append("passdb {\n  driver = passwd-file\n  args = "
+                          "scheme=PLAIN username_format=%u {PASSWD}\n}")
+        if passwd_file_first:
+            blocks.append("userdb {\n  driver = passwd-file\n  args = "
+                          "username_format=%u {PASSWD}\n}")
         if userdb_conf is not None:
             blocks.append(userdb_conf)
         elif userdb:
@@ -105,7 +121,8 @@ class AuthTestCase(TestCase):
         homes = os.path.join(d.dir, "home")
         os.makedirs(homes, exist_ok=True)
         os.chown(homes, d.uid, d.gid)
-        d.auth_conf = d.auth_conf.replace("{HOMES}", homes)
+        d.auth_conf = d.auth_conf.replace("{HOMES}", homes).replace(
+            "{PASSWD}", os.path.join(d.dir, "passwd"))
         d.extra_conf = d.extra_conf.replace("{HOMES}", homes)
         if start:
             d.start()

@@ -65,6 +65,41 @@ class ConfigTest(AuthTestCase):
             "pop3ext: %s line 4: ldap_starttls: 'maybe' is not yes or no"
             % path)
 
+    def test_filter_that_does_not_pin_the_user(self):
+        # with PAM, bob's own password would log him into alice's account
+        path = self.workdir + "/pop3ext-auth.conf"
+        self.assert_refused_at_startup(
+            "password_check = pam\nattributes = ldap\n"
+            "ldap_uris = ldap://127.0.0.1:1\nldap_base = %s\n"
+            "ldap_user_filter = (uid=alice)\n" % PEOPLE,
+            "pop3ext: %s line 5: ldap_user_filter: must match the user's "
+            "name: give an equality with %%u or %%n" % path)
+
+    def test_pam_service_the_client_could_choose(self):
+        # %d would let the client pick /etc/pam.d/<anything>
+        path = self.workdir + "/pop3ext-auth.conf"
+        self.assert_refused_at_startup(
+            "password_check = pam\npam_service = dovecot-%d\n",
+            "pop3ext: %s line 2: pam_service: %%d is not allowed here"
+            % path, userdb=False)
+
+    def test_pam_service_unknown_placeholder(self):
+        # it panicked the auth-worker at every login
+        path = self.workdir + "/pop3ext-auth.conf"
+        self.assert_refused_at_startup(
+            "password_check = pam\npam_service = dovecot-%{service}\n",
+            "pop3ext: %s line 2: pam_service: unknown %%{" % path,
+            userdb=False)
+
+    def test_tls_settings_without_tls(self):
+        # they would be ignored and the passwords sent in plain text
+        path = self.workdir + "/pop3ext-auth.conf"
+        self.assert_refused_at_startup(
+            "password_check = ldap\nldap_uris = ldap://127.0.0.1:1\n"
+            "ldap_base = %s\nldap_tls_require_cert = hard\n" % PEOPLE,
+            "pop3ext: %s line 4: ldap_tls_require_cert: set, but no URI "
+            "uses TLS" % path)
+
     def test_missing_required_key(self):
         path = self.workdir + "/pop3ext-auth.conf"
         self.assert_refused_at_startup(
@@ -132,7 +167,7 @@ class ConfigTest(AuthTestCase):
     def test_every_key_is_in_the_example_and_the_docs(self):
         keys = driver_keys()
         self.assertIn("ldap_retry_interval", keys)
-        self.assertEqual(len(keys), 32)
+        self.assertEqual(len(keys), 33)
         with open(os.path.join(env.SRCDIR, "auth",
                                "pop3ext-auth.conf.example")) as f:
             example = set(re.findall(r"(?m)^#?(\w+) =", f.read()))

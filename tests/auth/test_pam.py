@@ -53,6 +53,35 @@ class PamTest(AuthTestCase):
                       "(password mismatch?)", log)
         assert_clean_log(self, d)
 
+    def test_empty_password_never_reaches_pam(self):
+        # Debian's pam_unix "nullok" logs an account with an empty hash
+        # in with an empty password: refuse it before PAM, as LDAP does
+        self.pam.add_user("alice", "alice-pw")
+        d = self.pam_dovecot()
+        self.assertEqual(pop3_login(d, "alice", "alice-pw"), OK)
+        before = len(self.pam.items())
+        code, out = auth_login(d, "alice", "")
+        self.assertNotEqual(code, 0, out)
+        self.assertEqual(len(self.pam.items()), before)
+        d.wait_log("pam: empty password refused")
+
+    def test_pam_user_rename_is_checked(self):
+        # PAM may map the name (e.g. case); the mapped name passes the same
+        # checks as a client's (W6)
+        self.pam.add_user("alice", "alice-pw")
+        self.pam.add_user("bob", "bob-pw")
+        self.pam.set_state("alice", "rename=Alice")
+        self.pam.set_state("bob", "rename=bob ")
+        # (pam_matrix's account stage checks the name it is given now)
+        self.pam.add_user("Alice", "x")
+        self.pam.add_user("bob ", "x")
+        d = self.pam_dovecot()
+        self.assertEqual(pop3_login(d, "alice", "alice-pw"), OK)
+        d.wait_log("Login: user=<Alice>")
+        self.assertNotEqual(pop3_login(d, "bob", "bob-pw"), OK)
+        d.wait_log("pam: PAM_USER bob  (set by PAM) refused:")
+        self.assertNotIn("Login: user=<bob ", d.log())
+
     def test_recent_login_with_another_userdb(self):
         self.pam.add_user("alice", "alice-pw")
         d = self.pam_dovecot()

@@ -21,7 +21,8 @@ class SiteHookTest(AuthTestCase):
         super().setUp()
         self.hook_dir = os.path.join(self.workdir, "site")
         os.makedirs(self.hook_dir)
-        for name in ("pop3ext_site_example", "pop3ext_site_wrong_abi"):
+        for name in ("pop3ext_site_example", "pop3ext_site_wrong_abi",
+                     "pop3ext_site_fields"):
             shutil.copy(env.built("auth/.libs/%s.so" % name), self.hook_dir)
         self.s = self.slapd(users=USERS)
 
@@ -82,6 +83,65 @@ class SiteHookTest(AuthTestCase):
         # over POP3 from 127.0.0.1 (secured for Dovecot) it passes both
         self.assertEqual(pop3_login(d, "alice", "alice-pw"), OK)
 
+    def test_hooks_cannot_rename_the_user(self):
+        # every field through which Dovecot would change who logs in (or
+        # where the mail is), directly, with a :protected suffix, or by
+        # import; and names Dovecot can't take (a TAB crashed the worker)
+        renaming = ["user", "username", "domain", "login_user",
+                    "userdb_user", "userdb_username", "userdb_domain",
+                    "passdb_import", "userdb_userdb_import",
+                    "username:protected", "userdb_home", "userdb_mail",
+                    "userdb_uid", "password", "nopassword"]
+        args = " ".join("%s=bob" % n for n in renaming)
+        d, _ = self.hook_dovecot("fields %s x\\tuser=bob "
+                                 "userdb_pop3ext_audit=yes" % args)
+        code, out = auth_login(d, "alice", "alice-pw")
+        self.assertEqual(code, 0, out)
+        self.assertIn("auth succeeded", out)
+        self.assertNotIn("bob", out)
+        # the fields it may set still arrive
+        self.assertEqual(userdb_fields(out)["pop3ext_audit"], "yes")
+        self.assertEqual(pop3_login(d, "alice", "alice-pw"), OK)
+        d.wait_log("Login: user=<alice>")
+        self.assertNotIn("user=<bob>", d.log())
+        log = d.log()
+        for name in renaming:
+            self.assertIn("site hook tried to set field %s: refused" % name,
+                          log)
+        self.assertIn("site hook tried to set field x?user: refused "
+                      "(not a field name)", log)
+        assert_clean_log(self, d)
+
+    def test_tempfail_with_later_passdbs(self):
+        # a hook's TEMPFAIL (maintenance) is Dovecot's internal failure,
+        # which by default goes on to the next passdb; the documented
+        # result_internalfail = return-fail keeps it from logging in
+        maint = os.path.join(self.workdir, "maintenance")
+        open(maint, "w").close()
+        d, _ = self.hook_dovecot(
+            "example maintenance_file=%s" % maint, passwd_file_after=True,
+            users={"alice": {"password": "alice-pw"}},
+            passdb_extra="  result_internalfail = return-fail\n")
+        self.assert_tempfail(pop3_login(d, "alice", "alice-pw"))
+        self.assertIn("site hook example failed the login temporarily",
+                      d.log())
+        os.unlink(maint)
+        self.assertEqual(pop3_login(d, "alice", "alice-pw"), OK)
+
+    def test_hooks_are_initialised_in_auth_workers_only(self):
+        # not as root in the auth process that serves the clients (W3)
+        init_log = os.path.join(self.workdir, "inits")
+        open(init_log, "w").close()
+        os.chmod(init_log, 0o666)
+        d, _ = self.hook_dovecot("fields init_log=%s" % init_log)
+        self.assertEqual(pop3_login(d, "alice", "alice-pw"), OK)
+        with open(init_log) as f:
+            inits = f.read().splitlines()
+        self.assertGreater(len(inits), 0)
+        for cmdline in inits:
+            self.assertTrue(" -w" in cmdline or "auth-worker" in cmdline,
+                            inits)
+
     def assert_startup_error(self, hook_line, message):
         d, line = self.hook_dovecot(hook_line)
         d.wait_log("auth: Fatal: pop3ext: %s line %d: site_hook: %s" % (
@@ -109,6 +169,11 @@ class SiteHookTest(AuthTestCase):
             % self.hook_dir)
 
     def test_bad_hook_arguments(self):
-        self.assert_startup_error(
-            "example colour=blue", "example: unknown argument "
-            "'colour=blue'")
+        # hooks are initialised in the auth-workers: the error stops the
+        # first one, and the login fails temporarily, never without it
+        d, line = self.hook_dovecot("example colour=blue")
+        self.assert_tempfail(pop3_login(d, "alice", "alice-pw"))
+        d.wait_log("auth-worker(")
+        d.wait_log("Fatal: pop3ext: %s line %d: site_hook: example: "
+                   "unknown argument 'colour=blue'"
+                   % (self.workdir + "/pop3ext-auth.conf", line))

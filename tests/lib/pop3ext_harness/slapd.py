@@ -92,6 +92,13 @@ ACCESS = [
 ]
 
 
+# service_reads_passwords=True: the service account may also read the
+# password hashes (for a passdb's credentials lookups)
+ACCESS_SERVICE_READS_PASSWORDS = [
+    "to attrs=userPassword by dn.exact=\"%s\" read by self =xw "
+    "by anonymous auth by * none" % SERVICE_DN] + ACCESS[1:]
+
+
 # Like a production directory: 500 entries at most per search, but the
 # service account may page through all users (what the driver's user
 # listing does).
@@ -110,11 +117,12 @@ class Slapd:
       (cn=default,ou=policies) that honours pwdReset and lockout.
     debug: slapd -d level ("stats" logs each connection and operation).
     idle_timeout: seconds after which slapd closes an idle connection.
+    service_reads_passwords: the service account may read userPassword.
     """
 
     def __init__(self, workdir, name="slapd", users=None, schema_format="ldif",
                  tls=None, ppolicy=False, debug="stats", extra_ldif="",
-                 idle_timeout=None):
+                 idle_timeout=None, service_reads_passwords=False):
         self.name = name
         self.dir = os.path.join(workdir, name)
         os.makedirs(self.dir)
@@ -125,6 +133,8 @@ class Slapd:
         self.debug = debug
         self.extra_ldif = extra_ldif
         self.idle_timeout = idle_timeout
+        self.access = (ACCESS_SERVICE_READS_PASSWORDS
+                       if service_reads_passwords else ACCESS)
         self.port = None
         self.ldaps_port = None
         self.proc = None
@@ -186,7 +196,7 @@ class Slapd:
                  "olcDbMaxSize: 104857600",
                  "olcDbIndex: objectClass eq", "olcDbIndex: uid eq",
                  "olcLimits: " + LIMITS]
-        for i, a in enumerate(ACCESS):
+        for i, a in enumerate(self.access):
             ldif.append("olcAccess: {%d}%s" % (i, a))
         if self.ppolicy:
             ldif += ["", "dn: olcOverlay={0}ppolicy,olcDatabase={1}mdb,"
@@ -217,7 +227,7 @@ class Slapd:
         c += ["sizelimit 500", "database mdb"]
         c += ["%s %s" % kv for kv in self._db_config()]
         c += ["index objectClass eq", "index uid eq", "limits " + LIMITS]
-        c += ["access %s" % a for a in ACCESS]
+        c += ["access %s" % a for a in self.access]
         if self.ppolicy:
             c += ["overlay ppolicy",
                   "ppolicy_default cn=default,ou=policies," + SUFFIX,
