@@ -71,6 +71,11 @@ sqlbox_save_alloc(struct mailbox_transaction_context *t)
 		ctx = SQLBOX_SAVECTX(t->save_ctx);
 		ctx->failed = FALSE;
 		ctx->finished = FALSE;
+		/* nothing of the previous mail: a save cancelled before its
+		   save_begin must not touch the previous one's record */
+		ctx->seq = 0;
+		ctx->input = NULL;
+		ctx->output = NULL;
 		return &ctx->ctx;
 	}
 	ctx = i_new(struct sqlbox_save_context, 1);
@@ -288,10 +293,15 @@ int sqlbox_save_finish(struct mail_save_context *_ctx)
 	struct sqlbox_save_context *ctx = SQLBOX_SAVECTX(_ctx);
 
 	ctx->finished = TRUE;
-	if (sqlbox_save_finish_write(ctx) < 0) {
+	if (ctx->output == NULL) {
+		/* cancelled before save_begin (e.g. the quota plugin refused
+		   it, or dsync gave up a copy): there's no record to drop */
+		ctx->failed = TRUE;
+	} else if (sqlbox_save_finish_write(ctx) < 0) {
 		ctx->failed = TRUE;
 		index_storage_save_abort_last(_ctx, ctx->seq);
 	}
+	ctx->seq = 0;
 	i_stream_unref(&ctx->input);
 	index_save_context_free(_ctx);
 	return ctx->failed ? -1 : 0;

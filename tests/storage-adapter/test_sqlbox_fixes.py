@@ -1,0 +1,123 @@
+"""sqlbox findings of the audit (issue 14), each through a real Dovecot and
+real clients, on SQLite and on PostgreSQL: over-quota saves, body ids never
+serving another message, corrupt bodies reported as such, STATUS of folders
+that receive mail, and UIDL with stored UIDLs."""
+
+import imaplib
+import os
+import shutil
+import smtplib
+import tempfile
+
+from pop3ext_harness import TestCase, mail
+from pop3ext_harness.case import WORK_ROOT
+from pop3ext_harness.postgres import Postgres
+from pop3ext_harness.sqlbox import sqlbox_dovecot, lmtp_status
+
+QUOTA_SETTINGS = {
+    "quota": "count:User quota",
+    "quota_rule": "*:storage=3K",
+    "quota_vsizes": "yes",
+}
+
+
+class FixesMixin:
+    """The tests; a subclass says which database (start())."""
+
+    def start(self, **kwargs):
+        raise NotImplementedError
+
+    # -- C1: a save refused before the storage's save_begin -----------------
+
+    def test_over_quota_is_refused_not_a_crash(self):
+        d = self.start(mail_plugins=("sqlbox", "quota"),
+                       plugin_settings=dict(QUOTA_SETTINGS))
+        small = mail.message(1, size=400)
+        codes = [lmtp_status(d, "alice", mail.message(n, size=400))
+                 for n in range(1, 12)]
+        # the first ones fit; then 552 (permanent, the MTA bounces),
+        # never a dropped connection (0) that makes the MTA retry
+        self.assertEqual(codes[0], 250, codes)
+        self.assertIn(552, codes, codes)
+        self.assertNotIn(0, codes, codes)
+        self.assertEqual(codes[codes.index(552):],
+                         [552] * (len(codes) - codes.index(552)), codes)
+
+        i = d.imap("alice")
+        typ, data = i.append("INBOX", None, None, small)
+        self.assertEqual(typ, "NO", data)
+        self.assertIn(b"[OVERQUOTA]", data[0])
+        # the session survives
+        typ, data = i.select("INBOX")
+        self.assertEqual(typ, "OK", data)
+        stored = int(data[0])
+        self.assertEqual(stored, codes.count(250))
+        i.logout()
+        self.assertNotIn("Panic", d.log())
+        self.assertNotIn("Fatal", d.log())
+
+    def test_multiappend_second_over_quota_saves_nothing(self):
+        d = self.start(mail_plugins=("sqlbox", "quota"),
+                       plugin_settings=dict(QUOTA_SETTINGS))
+        d.deliver("alice", mail.message(1, size=400))
+        i = d.imap("alice")
+        # raw MULTIAPPEND: a small message that fits, then one too big;
+        # the quota plugin refuses the second before sqlbox's save_begin
+        m1 = mail.message(2, size=300)
+        m2 = mail.message(3, size=5000)
+        tag = i._new_tag()
+        i.send(b"%s APPEND INBOX {%d+}\r\n" % (tag, len(m1)) + m1 +
+               b" {%d+}\r\n" % len(m2) + m2 + b"\r\n")
+        while True:
+            line = i.readline()
+            if line.startswith(tag):
+                break
+        self.assertIn(b"NO [OVERQUOTA]", line)
+        typ, data = i.select("INBOX")
+        self.assertEqual(typ, "OK")
+        # all or nothing: the first message isn't there either
+        self.assertEqual(int(data[0]), 1)
+        typ, data = i.fetch("1", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+        self.assertIn(b"test message 1", data[0][1])
+        i.logout()
+        self.assertNotIn("Panic", d.log())
+
+
+class SqliteFixesTest(FixesMixin, TestCase):
+
+    def start(self, users=("alice",), **kwargs):
+        d = self.track(sqlbox_dovecot(self.workdir,
+                                      users={u: {} for u in users},
+                                      **kwargs))
+        d.start()
+        return d
+
+
+class PgsqlFixesTest(FixesMixin, TestCase):
+    """One PostgreSQL server for the class; a database per test."""
+
+    @classmethod
+    def setUpClass(cls):
+        root = WORK_ROOT or tempfile.gettempdir()
+        os.makedirs(root, exist_ok=True)
+        cls.classdir = tempfile.mkdtemp(prefix="pgsql-fixes.", dir=root)
+        os.chmod(cls.classdir, 0o755)
+        cls.pg = Postgres(cls.classdir)
+        cls.pg.psql("CREATE ROLE dovecot LOGIN")
+        cls.counter = 0
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.pg.cleanup()
+        shutil.rmtree(cls.classdir, ignore_errors=True)
+
+    def start(self, users=("alice",), **kwargs):
+        type(self).counter += 1
+        db = "fix%d" % self.counter
+        self.pg.psql("CREATE DATABASE %s OWNER dovecot" % db)
+        self.db = db
+        d = self.track(sqlbox_dovecot(
+            self.workdir, users={u: {} for u in users}, driver="pgsql",
+            connect=self.pg.conninfo(db, "dovecot"), **kwargs))
+        d.start()
+        return d
