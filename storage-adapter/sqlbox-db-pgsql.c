@@ -147,6 +147,9 @@ static const char *const pgsql_migrations[] = {
 	   last synced before the pruned ones is rebuilt */
 	"ALTER TABLE mailboxes ADD COLUMN expunge_floor BIGINT NOT NULL "
 	"DEFAULT 0;\n",
+	/* version 3: (SQLite's body ids got a counter; here they come from
+	   a sequence already and are never reused) */
+	"COMMENT ON COLUMN bodies.id IS 'from a sequence: never reused';\n",
 	NULL
 };
 
@@ -916,8 +919,8 @@ static void pgsql_prefetch_clear(struct pgsql_db *db)
    FETCH 1:* BODY[]): one round trip for several messages instead of one
    each. */
 static void
-pgsql_body_prefetch(struct sqlbox_db *_db, const int64_t *body_ids,
-		    unsigned int count)
+pgsql_body_prefetch(struct sqlbox_db *_db, int64_t mailbox_id,
+		    const int64_t *body_ids, unsigned int count)
 {
 	struct pgsql_db *db = PGSQL_DB(_db);
 	struct sqlbox_db_result *_result;
@@ -940,10 +943,14 @@ pgsql_body_prefetch(struct sqlbox_db *_db, const int64_t *body_ids,
 	str_append_c(ids, '}');
 	const struct sqlbox_db_param params[] = {
 		SQLBOX_TEXT(str_c(ids)),
+		SQLBOX_INT(mailbox_id),
 	};
-	if (sqlbox_db_query(_db, "SELECT id, size, sha256, data FROM bodies "
-			    "WHERE id = ANY(CAST($1 AS BIGINT[])) "
-			    "AND size = length(data)", params,
+	/* only bodies that messages of this mailbox still refer to */
+	if (sqlbox_db_query(_db, "SELECT b.id, b.size, b.sha256, b.data "
+			    "FROM messages m JOIN bodies b ON b.id = m.body_id "
+			    "WHERE m.mailbox_id = $2 "
+			    "AND m.body_id = ANY(CAST($1 AS BIGINT[])) "
+			    "AND b.size = length(b.data)", params,
 			    N_ELEMENTS(params), &_result) < 0) {
 		/* only a read-ahead: the bodies will be read one by one */
 		return;
@@ -1035,6 +1042,7 @@ pgsql_body_read_chunk(struct pgsql_body *body, const char *sql,
 
 static int
 pgsql_body_open(struct sqlbox_db *_db, int64_t body_id,
+		const struct sqlbox_body_owner *owner,
 		struct sqlbox_body **body_r)
 {
 	struct pgsql_body *body;
@@ -1051,12 +1059,25 @@ pgsql_body_open(struct sqlbox_db *_db, int64_t body_id,
 		return 1;
 	}
 
-	const struct sqlbox_db_param params[] = {
-		SQLBOX_INT(body_id),
-	};
-	ret = pgsql_body_read_chunk(body, "SELECT size, sha256, data "
-				    "FROM bodies WHERE id = $1", params,
-				    N_ELEMENTS(params), 2);
+	if (owner != NULL) {
+		const struct sqlbox_db_param params[] = {
+			SQLBOX_INT(body_id),
+			SQLBOX_INT(owner->mailbox_id),
+			SQLBOX_INT(owner->uid),
+		};
+		ret = pgsql_body_read_chunk(body, "SELECT b.size, b.sha256, "
+			"b.data FROM messages m JOIN bodies b "
+			"ON b.id = m.body_id WHERE m.mailbox_id = $2 "
+			"AND m.uid = $3 AND m.body_id = $1", params,
+			N_ELEMENTS(params), 2);
+	} else {
+		const struct sqlbox_db_param params[] = {
+			SQLBOX_INT(body_id),
+		};
+		ret = pgsql_body_read_chunk(body, "SELECT size, sha256, data "
+					    "FROM bodies WHERE id = $1", params,
+					    N_ELEMENTS(params), 2);
+	}
 	if (ret <= 0) {
 		i_free(body);
 		return ret;

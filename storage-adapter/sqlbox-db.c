@@ -250,20 +250,21 @@ bool sqlbox_db_can_prefetch(struct sqlbox_db *db)
 	return db->v->body_prefetch != NULL;
 }
 
-void sqlbox_db_body_prefetch(struct sqlbox_db *db, const int64_t *body_ids,
-			     unsigned int count)
+void sqlbox_db_body_prefetch(struct sqlbox_db *db, int64_t mailbox_id,
+			     const int64_t *body_ids, unsigned int count)
 {
 	if (db->v->body_prefetch != NULL && db->transaction_depth == 0 &&
 	    sqlbox_db_connect_if_idle(db) == 0)
-		db->v->body_prefetch(db, body_ids, count);
+		db->v->body_prefetch(db, mailbox_id, body_ids, count);
 }
 
 int sqlbox_db_body_open(struct sqlbox_db *db, int64_t body_id,
+			const struct sqlbox_body_owner *owner,
 			struct sqlbox_body **body_r)
 {
 	if (sqlbox_db_connect_if_idle(db) < 0)
 		return -1;
-	return db->v->body_open(db, body_id, body_r);
+	return db->v->body_open(db, body_id, owner, body_r);
 }
 
 ssize_t sqlbox_db_body_read(struct sqlbox_body *body, uoff_t offset,

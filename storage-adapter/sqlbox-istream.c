@@ -181,6 +181,7 @@ sqlbox_body_spool(struct sqlbox_body *body, const char *temp_prefix,
 }
 
 int sqlbox_istream_open(struct sqlbox_db *db, int64_t body_id,
+			const struct sqlbox_body_owner *owner,
 			const char *temp_prefix, struct istream **input_r,
 			bool *corrupt_r, const char **error_r)
 {
@@ -190,7 +191,7 @@ int sqlbox_istream_open(struct sqlbox_db *db, int64_t body_id,
 	int ret;
 
 	*corrupt_r = FALSE;
-	if ((ret = sqlbox_db_body_open(db, body_id, &body)) <= 0) {
+	if ((ret = sqlbox_db_body_open(db, body_id, owner, &body)) <= 0) {
 		if (ret < 0)
 			(void)sqlbox_db_get_error(db, error_r);
 		return ret;

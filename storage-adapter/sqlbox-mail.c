@@ -203,7 +203,8 @@ static void sqlbox_mail_prefetch(struct mail *mail)
 		ids[count++] = rec->body_id;
 	}
 	if (count > 1) {
-		sqlbox_db_body_prefetch(mbox->storage->db, ids, count);
+		sqlbox_db_body_prefetch(mbox->storage->db, mbox->db_box.id,
+					ids, count);
 		mbox->prefetched_until_seq = seq - 1;
 	}
 }
@@ -217,6 +218,7 @@ sqlbox_mail_get_stream(struct mail *_mail, bool get_body ATTR_UNUSED,
 	struct index_mail *mail = INDEX_MAIL(_mail);
 	struct sqlbox_mailbox *mbox = SQLBOX_MAILBOX(_mail->box);
 	const struct sqlbox_index_record *rec;
+	struct sqlbox_body_owner owner;
 	struct istream *input;
 	const char *error;
 	bool corrupt;
@@ -249,7 +251,10 @@ sqlbox_mail_get_stream(struct mail *_mail, bool get_body ATTR_UNUSED,
 			return -1;
 		}
 		sqlbox_mail_prefetch(_mail);
+		owner.mailbox_id = mbox->db_box.id;
+		owner.uid = _mail->uid;
 		ret = sqlbox_istream_open(mbox->storage->db, rec->body_id,
+					  &owner,
 					  mbox->storage->temp_prefix,
 					  &input, &corrupt, &error);
 		if (ret == 0) {

@@ -189,9 +189,11 @@ void sqlbox_sync_update_message(struct sqlbox_mailbox *mbox,
 
 /* sqlbox-istream.c */
 /* An istream over a stored body, checked against its SHA-256 before any
-   byte is returned. Returns 1 and the stream, 0 if the body doesn't exist,
-   -1 on error (error_r set; *corrupt_r if the body doesn't match). */
+   byte is returned. Returns 1 and the stream, 0 if the body doesn't exist
+   (or owner's row no longer refers to it), -1 on error (error_r set;
+   *corrupt_r if the body doesn't match). owner NULL: no check. */
 int sqlbox_istream_open(struct sqlbox_db *db, int64_t body_id,
+			const struct sqlbox_body_owner *owner,
 			const char *temp_prefix, struct istream **input_r,
 			bool *corrupt_r, const char **error_r);
 void sqlbox_sha256(const void *data, size_t size,

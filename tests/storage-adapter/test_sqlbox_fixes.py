@@ -5,6 +5,7 @@ that receive mail, and UIDL with stored UIDLs."""
 
 import imaplib
 import os
+import poplib
 import shutil
 import smtplib
 import tempfile
@@ -12,7 +13,8 @@ import tempfile
 from pop3ext_harness import TestCase, mail
 from pop3ext_harness.case import WORK_ROOT
 from pop3ext_harness.postgres import Postgres
-from pop3ext_harness.sqlbox import sqlbox_dovecot, lmtp_status
+from pop3ext_harness.sqlbox import (sqlbox_dovecot, lmtp_status,
+                                    sqlite_path, sqlite_query, sqlite_run)
 
 QUOTA_SETTINGS = {
     "quota": "count:User quota",
@@ -82,6 +84,50 @@ class FixesMixin:
         i.logout()
         self.assertNotIn("Panic", d.log())
 
+    # -- C2: a UID is never served another message's body --------------------
+
+    def test_stale_session_never_gets_the_next_message(self):
+        d = self.start()
+        d.deliver_many("alice", [mail.message(n, size=400)
+                                 for n in (1, 2, 3)])
+        old = set(self.body_ids())
+        a = d.pop3("alice")
+        self.assertEqual(a.stat()[0], 3)
+        # meanwhile: message 3 expunged, a new one delivered
+        i = d.imap("alice")
+        i.select("INBOX")
+        i.store("3", "+FLAGS", "\\Deleted")
+        i.expunge()
+        i.logout()
+        d.deliver("alice", mail.message(9, size=400))
+        new = set(self.body_ids()) - old
+        # the new message's body has an id never used before
+        self.assertEqual(len(new), 1)
+        self.assertGreater(min(new), max(old))
+        # the session that still lists message 3 doesn't get message 9
+        with self.assertRaises(poplib.error_proto) as cm:
+            a.retr(3)
+        self.assertIn(b"-ERR", cm.exception.args[0])
+        _, lines, _ = a.retr(2)
+        self.assertIn(b"Subject: test message 2", lines)
+        a.quit()
+
+    def test_body_read_checks_the_message_row(self):
+        # the message's row is gone but its body is still there (as after a
+        # restore of older metadata, or a body row moved to another user):
+        # the body is not served under the UID
+        d = self.start()
+        d.deliver_many("alice", [mail.message(n, size=400)
+                                 for n in (1, 2, 3)])
+        a = d.pop3("alice")
+        self.assertEqual(a.stat()[0], 3)
+        self.db_exec("DELETE FROM messages WHERE uid = 2")
+        with self.assertRaises(poplib.error_proto):
+            a.retr(2)
+        _, lines, _ = a.retr(3)
+        self.assertIn(b"Subject: test message 3", lines)
+        a.quit()
+
 
 class SqliteFixesTest(FixesMixin, TestCase):
 
@@ -90,7 +136,17 @@ class SqliteFixesTest(FixesMixin, TestCase):
                                       users={u: {} for u in users},
                                       **kwargs))
         d.start()
+        self.d = d
         return d
+
+    def db_query(self, sql, params=()):
+        return sqlite_query(sqlite_path(self.d, "alice"), sql, params)
+
+    def db_exec(self, sql, params=()):
+        sqlite_run(sqlite_path(self.d, "alice"), [(sql, list(params))])
+
+    def body_ids(self):
+        return [r[0] for r in self.db_query("SELECT id FROM bodies")]
 
 
 class PgsqlFixesTest(FixesMixin, TestCase):
@@ -121,3 +177,12 @@ class PgsqlFixesTest(FixesMixin, TestCase):
             connect=self.pg.conninfo(db, "dovecot"), **kwargs))
         d.start()
         return d
+
+    def db_query(self, sql):
+        return self.pg.psql(sql, self.db)
+
+    def db_exec(self, sql):
+        self.pg.psql(sql, self.db)
+
+    def body_ids(self):
+        return [int(r[0]) for r in self.db_query("SELECT id FROM bodies")]
