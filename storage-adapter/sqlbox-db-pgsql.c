@@ -1121,18 +1121,16 @@ pgsql_body_read(struct sqlbox_body *_body, uoff_t offset, void *buf,
 		if (ret <= 0) {
 			if (ret == 0) {
 				sqlbox_db_set_error(_body->db,
-					SQLBOX_DB_ERROR_INTERNAL,
-					"Body %"PRId64" chunk %"PRId64
-					" is missing", _body->id, seq);
+					SQLBOX_DB_ERROR_CORRUPT,
+					"chunk %"PRId64" is missing", seq);
 			}
 			return -1;
 		}
 		body->chunk_seq = seq;
 	}
 	if (chunk_offset >= body->chunk_size) {
-		sqlbox_db_set_error(_body->db, SQLBOX_DB_ERROR_INTERNAL,
-				    "Body %"PRId64" chunk %"PRId64
-				    " is too short", _body->id, seq);
+		sqlbox_db_set_error(_body->db, SQLBOX_DB_ERROR_CORRUPT,
+				    "chunk %"PRId64" is too short", seq);
 		return -1;
 	}
 	size = I_MIN(size, body->chunk_size - chunk_offset);

@@ -38,6 +38,9 @@ enum sqlbox_db_error {
 	SQLBOX_DB_ERROR_LOCKED,
 	/* A unique or foreign key constraint was violated. */
 	SQLBOX_DB_ERROR_CONSTRAINT,
+	/* Stored data doesn't match what was recorded (e.g. a body chunk
+	   missing or too short). */
+	SQLBOX_DB_ERROR_CORRUPT,
 	/* Anything else: a corrupted database, a bug, a schema problem. */
 	SQLBOX_DB_ERROR_INTERNAL,
 };

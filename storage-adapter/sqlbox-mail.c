@@ -209,6 +209,29 @@ static void sqlbox_mail_prefetch(struct mail *mail)
 	}
 }
 
+/* The one place a body read failure becomes the storage's error: the cause
+   is logged with the mailbox and UID; a temporary one (database down,
+   spool disk full) is MAIL_ERROR_TEMP, anything else (a corrupt body
+   included) internal. */
+static void
+sqlbox_mail_set_body_error(struct mail *mail, enum sqlbox_body_error type,
+			   const char *error)
+{
+	switch (type) {
+	case SQLBOX_BODY_ERROR_TEMP:
+		e_error(mail_event(mail), "sqlbox: uid %u: %s", mail->uid, error);
+		mail_storage_set_error(mail->box->storage, MAIL_ERROR_TEMP,
+			"Mail database temporarily unavailable, "
+			"try again later");
+		break;
+	case SQLBOX_BODY_ERROR_CORRUPT:
+	case SQLBOX_BODY_ERROR_INTERNAL:
+	case SQLBOX_BODY_ERROR_NONE:
+		mail_set_critical(mail, "sqlbox: uid %u: %s", mail->uid, error);
+		break;
+	}
+}
+
 static int
 sqlbox_mail_get_stream(struct mail *_mail, bool get_body ATTR_UNUSED,
 		       struct message_size *hdr_size,
@@ -220,8 +243,8 @@ sqlbox_mail_get_stream(struct mail *_mail, bool get_body ATTR_UNUSED,
 	const struct sqlbox_index_record *rec;
 	struct sqlbox_body_owner owner;
 	struct istream *input;
+	enum sqlbox_body_error error_type;
 	const char *error;
-	bool corrupt;
 	int ret;
 
 	if (mail->data.stream == NULL) {
@@ -256,21 +279,14 @@ sqlbox_mail_get_stream(struct mail *_mail, bool get_body ATTR_UNUSED,
 		ret = sqlbox_istream_open(mbox->storage->db, rec->body_id,
 					  &owner,
 					  mbox->storage->temp_prefix,
-					  &input, &corrupt, &error);
+					  &input, &error_type, &error);
 		if (ret == 0) {
 			/* expunged meanwhile by another session */
 			mail_set_expunged(_mail);
 			return -1;
 		}
 		if (ret < 0) {
-			if (corrupt) {
-				mail_set_critical(_mail, "sqlbox: uid %u: %s",
-						  _mail->uid, error);
-			} else {
-				sqlbox_mailbox_set_db_error(mbox,
-					t_strdup_printf("Reading uid %u",
-							_mail->uid));
-			}
+			sqlbox_mail_set_body_error(_mail, error_type, error);
 			return -1;
 		}
 		mail->data.stream = input;

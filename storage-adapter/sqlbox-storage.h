@@ -188,14 +188,25 @@ void sqlbox_sync_update_message(struct sqlbox_mailbox *mbox,
 				struct sqlbox_keyword_cache *keywords);
 
 /* sqlbox-istream.c */
+enum sqlbox_body_error {
+	SQLBOX_BODY_ERROR_NONE = 0,
+	/* the body doesn't match what was recorded when it was saved: its
+	   size, its SHA-256, its data cut short or chunks missing */
+	SQLBOX_BODY_ERROR_CORRUPT,
+	/* the database is unavailable or busy, or the temporary file for
+	   spooling it can't be written (disk full) */
+	SQLBOX_BODY_ERROR_TEMP,
+	SQLBOX_BODY_ERROR_INTERNAL,
+};
 /* An istream over a stored body, checked against its SHA-256 before any
    byte is returned. Returns 1 and the stream, 0 if the body doesn't exist
-   (or owner's row no longer refers to it), -1 on error (error_r set;
-   *corrupt_r if the body doesn't match). owner NULL: no check. */
+   (or owner's row no longer refers to it), -1 on error (*error_type_r and
+   error_r say what). owner NULL: no check. */
 int sqlbox_istream_open(struct sqlbox_db *db, int64_t body_id,
 			const struct sqlbox_body_owner *owner,
 			const char *temp_prefix, struct istream **input_r,
-			bool *corrupt_r, const char **error_r);
+			enum sqlbox_body_error *error_type_r,
+			const char **error_r);
 void sqlbox_sha256(const void *data, size_t size,
 		   unsigned char digest_r[SQLBOX_SHA256_SIZE]);
 

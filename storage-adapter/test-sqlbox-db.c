@@ -327,7 +327,7 @@ static void test_body(struct sqlbox_db *db, size_t size)
 	const unsigned char *data;
 	buffer_t *body, *read_back;
 	const char *error;
-	bool corrupt;
+	enum sqlbox_body_error error_type;
 	int64_t body_id;
 	size_t i, n;
 
@@ -342,7 +342,7 @@ static void test_body(struct sqlbox_db *db, size_t size)
 	test_assert(sqlbox_db_commit(db) == 0);
 	i_stream_unref(&input);
 
-	test_assert(sqlbox_istream_open(db, body_id, NULL, NULL, &input, &corrupt,
+	test_assert(sqlbox_istream_open(db, body_id, NULL, NULL, &input, &error_type,
 					&error) == 1);
 	read_back = buffer_create_dynamic(default_pool, size);
 	while (i_stream_read_more(input, &data, &n) > 0) {
@@ -365,13 +365,13 @@ static void test_body(struct sqlbox_db *db, size_t size)
 	test_assert(sqlbox_db_exec(db, "UPDATE bodies SET data = CAST("
 		"substr(data, 1, $2 - 1) || 'Z' || substr(data, $2 + 1) "
 		"AS BLOB) WHERE id = $1", params, N_ELEMENTS(params)) == 1);
-	test_assert(sqlbox_istream_open(db, body_id, NULL, NULL, &input, &corrupt,
+	test_assert(sqlbox_istream_open(db, body_id, NULL, NULL, &input, &error_type,
 					&error) == -1);
-	test_assert(corrupt);
+	test_assert(error_type == SQLBOX_BODY_ERROR_CORRUPT);
 	test_assert(strstr(error, "SHA-256") != NULL);
 
 	/* a missing body is "expunged" */
-	test_assert(sqlbox_istream_open(db, body_id + 1000, NULL, NULL, &input, &corrupt,
+	test_assert(sqlbox_istream_open(db, body_id + 1000, NULL, NULL, &input, &error_type,
 					&error) == 0);
 	buffer_free(&body);
 	buffer_free(&read_back);

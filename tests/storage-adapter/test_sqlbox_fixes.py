@@ -128,8 +128,48 @@ class FixesMixin:
         self.assertIn(b"Subject: test message 3", lines)
         a.quit()
 
+    # -- C7: a short or damaged body is reported as corrupt ---------------
+
+    def assert_reported_corrupt(self, d, cause):
+        p = d.pop3("alice")
+        with self.assertRaises(poplib.error_proto):
+            p.retr(1)
+        _, lines, _ = p.retr(2)
+        self.assertIn(b"Subject: test message 2", lines)
+        p.quit()
+        i = d.imap("alice")
+        i.select("INBOX")
+        try:
+            typ, _ = i.fetch("1", "(BODY.PEEK[])")
+        except imaplib.IMAP4.abort:
+            typ = "aborted"
+        self.assertNotEqual(typ, "OK")
+        i.logout()
+        log = d.wait_log("is corrupted")
+        line = [x for x in log.splitlines() if "is corrupted" in x][0]
+        self.assertIn("uid 1", line)
+        self.assertIn(cause, line)
+        self.assertNotIn("Unknown database error", log)
+        self.assertNotIn("Reading uid", log)
+
+    def test_short_large_body_is_reported_corrupt(self):
+        d = self.start()
+        d.deliver_many("alice", [mail.big_message(1, 2400000),
+                                 mail.message(2, size=400)])
+        self.truncate_body(1, 1500000)
+        self.assert_reported_corrupt(d, self.SHORT_LARGE_CAUSE)
+
+    def test_short_small_body_is_reported_corrupt(self):
+        d = self.start()
+        d.deliver_many("alice", [mail.message(1, size=3000),
+                                 mail.message(2, size=400)])
+        self.truncate_body(1, 1000)
+        self.assert_reported_corrupt(d, self.SHORT_SMALL_CAUSE)
+
 
 class SqliteFixesTest(FixesMixin, TestCase):
+    SHORT_SMALL_CAUSE = "differs from the recorded"
+    SHORT_LARGE_CAUSE = "shorter than its recorded size"
 
     def start(self, users=("alice",), **kwargs):
         d = self.track(sqlbox_dovecot(self.workdir,
@@ -148,9 +188,17 @@ class SqliteFixesTest(FixesMixin, TestCase):
     def body_ids(self):
         return [r[0] for r in self.db_query("SELECT id FROM bodies")]
 
+    def truncate_body(self, uid, size):
+        self.db_exec("UPDATE bodies SET data = substr(data, 1, ?) "
+                     "WHERE id = (SELECT body_id FROM messages "
+                     "WHERE uid = ?)", [size, uid])
+
 
 class PgsqlFixesTest(FixesMixin, TestCase):
     """One PostgreSQL server for the class; a database per test."""
+    # (the first MiB is bodies.data, cut here; the rest was in body_chunks)
+    SHORT_SMALL_CAUSE = "chunk 0 is too short"
+    SHORT_LARGE_CAUSE = "chunk 1 is too short"
 
     @classmethod
     def setUpClass(cls):
@@ -186,3 +234,20 @@ class PgsqlFixesTest(FixesMixin, TestCase):
 
     def body_ids(self):
         return [int(r[0]) for r in self.db_query("SELECT id FROM bodies")]
+
+    def truncate_body(self, uid, size):
+        # the first MiB is in bodies.data, the rest in body_chunks: drop
+        # the chunks beyond size and cut the last one
+        body = "(SELECT body_id FROM messages WHERE uid = %d)" % uid
+        chunk = 1024 * 1024
+        if size < chunk:
+            self.db_exec("DELETE FROM body_chunks WHERE body_id = %s; "
+                         "UPDATE bodies SET data = substr(data, 1, %d) "
+                         "WHERE id = %s" % (body, size, body))
+        else:
+            self.db_exec("DELETE FROM body_chunks WHERE body_id = %s "
+                         "AND seq > %d; UPDATE body_chunks SET "
+                         "data = substr(data, 1, %d) WHERE body_id = %s "
+                         "AND seq = %d" % (body, size // chunk,
+                                           size % chunk, body,
+                                           size // chunk))
