@@ -52,7 +52,6 @@ struct sqlbox_save_context {
 	struct istream *input;
 	struct ostream *output;
 
-	uint32_t first_uid;
 	bool failed:1;
 	bool finished:1;
 	bool db_committed:1;
@@ -153,13 +152,20 @@ sqlbox_save_fill_msg(struct sqlbox_save_context *ctx,
 {
 	struct mail_save_data *mdata = &ctx->ctx.data;
 
+	/* the UID asked for (dsync); the commit decides */
+	msg->uid = mdata->uid;
 	msg->flags = mdata->flags & MAIL_FLAGS_NONRECENT;
 	msg->keywords = sqlbox_save_keyword_names(ctx, mdata->keywords);
 	msg->received_date = mdata->received_date;
 	msg->save_date = mdata->save_date;
 	if (mdata->guid != NULL) {
-		if (guid_128_from_string(mdata->guid, msg->guid) < 0)
+		if (guid_128_from_string(mdata->guid, msg->guid) < 0) {
+			/* not a 128-bit GUID (e.g. a maildir's file name,
+			   given by dsync): kept as it is, and its hash for
+			   the index */
+			msg->guid_str = p_strdup(ctx->pool, mdata->guid);
 			mail_generate_guid_128_hash(mdata->guid, msg->guid);
+		}
 	}
 	msg->pop3_uidl = p_strdup(ctx->pool, mdata->pop3_uidl);
 	msg->pop3_order = mdata->pop3_order;
@@ -330,21 +336,60 @@ void sqlbox_save_add_copy(struct mail_save_context *_ctx,
 	ctx->finished = TRUE;
 }
 
-/* Stores the transaction's messages; inside the database transaction. */
+/* Returns TRUE if some saved mail asks for a UID. */
+static bool sqlbox_save_have_wanted_uids(struct sqlbox_save_context *ctx)
+{
+	const struct sqlbox_save_mail *mail;
+
+	array_foreach(&ctx->mails, mail) {
+		if (mail->msg.uid != 0)
+			return TRUE;
+	}
+	return FALSE;
+}
+
+/* Gives each saved mail its UID, as Dovecot's index does for appends with
+   UIDs: a UID asked for is kept if it's at least next_uid and not asked
+   for by an earlier mail of the transaction (in any order: dsync resolving
+   a UID conflict asks for 28, then 27); the rest get UIDs after the
+   highest kept one. Returns the mailbox's new next UID. */
+static uint32_t
+sqlbox_save_assign_uids(struct sqlbox_save_context *ctx, uint32_t next_uid)
+{
+	struct sqlbox_save_mail *mail;
+	ARRAY_TYPE(seq_range) kept;
+	uint32_t last = next_uid - 1;
+
+	t_array_init(&kept, 16);
+	array_foreach_modifiable(&ctx->mails, mail) {
+		if (mail->msg.uid >= next_uid &&
+		    !seq_range_exists(&kept, mail->msg.uid)) {
+			seq_range_array_add(&kept, mail->msg.uid);
+			last = I_MAX(last, mail->msg.uid);
+		} else {
+			mail->msg.uid = 0;
+		}
+	}
+	array_foreach_modifiable(&ctx->mails, mail) {
+		if (mail->msg.uid == 0)
+			mail->msg.uid = ++last;
+	}
+	return last + 1;
+}
+
+/* Stores the transaction's messages (their UIDs assigned); inside the
+   database transaction. */
 static int
-sqlbox_save_db_write(struct sqlbox_save_context *ctx, uint32_t first_uid,
-		     uint64_t modseq)
+sqlbox_save_db_write(struct sqlbox_save_context *ctx, uint64_t modseq)
 {
 	struct sqlbox_mailbox *mbox = ctx->mbox;
 	struct sqlbox_db *db = mbox->storage->db;
 	struct sqlbox_save_mail *mail;
-	unsigned int i = 0;
 	int ret;
 
 	array_foreach_modifiable(&ctx->mails, mail) {
 		struct sqlbox_db_new_message *msg = &mail->msg;
 
-		msg->uid = first_uid + i++;
 		if (msg->save_date == (time_t)-1 || msg->save_date == 0)
 			msg->save_date = ioloop_time;
 		/* (a message without a stored POP3 UIDL gets pop3's from
@@ -477,6 +522,27 @@ sqlbox_changes_db_write(struct sqlbox_transaction_context *st,
 	return ret;
 }
 
+/* The saved mails' UIDs in the order they were saved, as ranges (not
+   sorted: dsync compares them one by one with the UIDs it asked for). */
+static void
+sqlbox_save_get_uids(struct sqlbox_save_context *ctx,
+		     ARRAY_TYPE(seq_range) *uids)
+{
+	const struct sqlbox_save_mail *mail;
+	struct seq_range *last, range;
+
+	array_foreach(&ctx->mails, mail) {
+		last = array_count(uids) == 0 ? NULL :
+			array_back_modifiable(uids);
+		if (last != NULL && last->seq2 + 1 == mail->msg.uid)
+			last->seq2++;
+		else {
+			range.seq1 = range.seq2 = mail->msg.uid;
+			array_push_back(uids, &range);
+		}
+	}
+}
+
 int sqlbox_transaction_db_commit(struct sqlbox_transaction_context *st)
 {
 	struct mailbox_transaction_context *t = &st->t;
@@ -487,9 +553,9 @@ int sqlbox_transaction_db_commit(struct sqlbox_transaction_context *st)
 	unsigned int save_count = ctx == NULL ? 0 : array_count(&ctx->mails);
 	unsigned int change_count = !array_is_created(&st->changes) ? 0 :
 		array_count(&st->changes);
-	uint32_t first_uid;
+	uint32_t first_uid, next_uid;
 	uint64_t modseq;
-	bool expunged = FALSE;
+	bool expunged = FALSE, wanted_uids;
 	int ret;
 
 	if (save_count == 0 && change_count == 0)
@@ -500,8 +566,12 @@ int sqlbox_transaction_db_commit(struct sqlbox_transaction_context *st)
 		sqlbox_mailbox_set_db_error(mbox, "Starting a transaction");
 		return -1;
 	}
+	/* UIDs from the mailbox row: a range at once, unless some are asked
+	   for (dsync) */
+	wanted_uids = save_count > 0 && sqlbox_save_have_wanted_uids(ctx);
 	ret = sqlbox_db_mailbox_change(storage->db, mbox->db_box.id,
-				       save_count, &first_uid, &modseq);
+				       wanted_uids ? 0 : save_count,
+				       &first_uid, &modseq);
 	if (ret <= 0) {
 		sqlbox_db_rollback(storage->db);
 		if (ret == 0) {
@@ -513,9 +583,22 @@ int sqlbox_transaction_db_commit(struct sqlbox_transaction_context *st)
 		}
 		return -1;
 	}
+	if (save_count > 0 && !wanted_uids) {
+		/* (the wanted UIDs are all 0) */
+		(void)sqlbox_save_assign_uids(ctx, first_uid);
+	} else if (save_count > 0) {
+		next_uid = sqlbox_save_assign_uids(ctx, first_uid);
+		if (sqlbox_db_mailbox_raise_next_uid(storage->db,
+						     mbox->db_box.id,
+						     next_uid) < 0) {
+			sqlbox_db_rollback(storage->db);
+			sqlbox_mailbox_set_db_error(mbox, "Allocating UIDs");
+			return -1;
+		}
+	}
 	T_BEGIN {
 		if (save_count > 0)
-			ret = sqlbox_save_db_write(ctx, first_uid, modseq);
+			ret = sqlbox_save_db_write(ctx, modseq);
 		if (ret >= 0 && change_count > 0) {
 			ret = sqlbox_changes_db_write(st, modseq, &expunged);
 			if (ret < 0) {
@@ -544,10 +627,9 @@ int sqlbox_transaction_db_commit(struct sqlbox_transaction_context *st)
 
 	mbox->db_changed = TRUE;
 	if (ctx != NULL) {
-		ctx->first_uid = first_uid;
 		ctx->db_committed = TRUE;
+		sqlbox_save_get_uids(ctx, &st->saved_uids);
 	}
-	st->first_saved_uid = first_uid;
 	return 0;
 }
 
@@ -579,9 +661,7 @@ int sqlbox_transaction_save_commit_pre(struct mail_save_context *_ctx)
 		mail_cache_transaction_reset(t->cache_trans);
 
 	if (ctx->db_committed && count > 0) {
-		seq_range_array_add_range(&t->changes->saved_uids,
-					  ctx->first_uid,
-					  ctx->first_uid + count - 1);
+		sqlbox_save_get_uids(ctx, &t->changes->saved_uids);
 		t->changes->uid_validity = ctx->mbox->db_box.uidvalidity;
 	}
 	return 0;

@@ -10,6 +10,7 @@
 #include "mail-search-build.h"
 #include "mailbox-list-private.h"
 #include "index-pop3-uidl.h"
+#include "mail-index-modseq.h"
 #include "sqlbox-storage.h"
 
 #include <dirent.h>
@@ -387,6 +388,12 @@ static int sqlbox_mailbox_open(struct mailbox *box)
 	return 0;
 }
 
+static void sqlbox_mailbox_close(struct mailbox *box)
+{
+	sqlbox_mailbox_strings_free(SQLBOX_MAILBOX(box));
+	index_storage_mailbox_close(box);
+}
+
 static int
 sqlbox_mailbox_create(struct mailbox *box,
 		      const struct mailbox_update *update, bool directory)
@@ -428,6 +435,50 @@ sqlbox_mailbox_create(struct mailbox *box,
 	return 0;
 }
 
+/* What of an update is the index's own (like sdbox): the first recent UID
+   and the highest modseq (dsync raises it to the other side's). */
+static int
+sqlbox_mailbox_update_index(struct mailbox *box,
+			    const struct mailbox_update *update)
+{
+	struct mail_index_transaction *trans;
+	const struct mail_index_header *hdr;
+	struct mail_index_view *view;
+	bool changed = FALSE;
+	int ret = 0;
+
+	(void)mail_index_refresh(box->index);
+	view = mail_index_view_open(box->index);
+	hdr = mail_index_get_header(view);
+	trans = mail_index_transaction_begin(view,
+		MAIL_INDEX_TRANSACTION_FLAG_EXTERNAL);
+	if (update->min_first_recent_uid != 0 &&
+	    hdr->first_recent_uid < update->min_first_recent_uid) {
+		uint32_t first_recent_uid = update->min_first_recent_uid;
+
+		mail_index_update_header(trans,
+			offsetof(struct mail_index_header, first_recent_uid),
+			&first_recent_uid, sizeof(first_recent_uid), FALSE);
+		changed = TRUE;
+	}
+	if (update->min_highest_modseq != 0 &&
+	    mail_index_modseq_get_highest(view) <
+	    update->min_highest_modseq) {
+		mail_index_modseq_enable(box->index);
+		mail_index_update_highest_modseq(trans,
+						 update->min_highest_modseq);
+		changed = TRUE;
+	}
+	if (!changed)
+		mail_index_transaction_rollback(&trans);
+	else if (mail_index_transaction_commit(&trans) < 0) {
+		mailbox_set_index_error(box);
+		ret = -1;
+	}
+	mail_index_view_close(&view);
+	return ret;
+}
+
 static int
 sqlbox_mailbox_update(struct mailbox *box, const struct mailbox_update *update)
 {
@@ -446,6 +497,8 @@ sqlbox_mailbox_update(struct mailbox *box, const struct mailbox_update *update)
 		return -1;
 	}
 	if (sqlbox_sync(mbox, SQLBOX_SYNC_FLAG_FORCE) < 0)
+		return -1;
+	if (sqlbox_mailbox_update_index(box, update) < 0)
 		return -1;
 	return index_storage_mailbox_update_common(box, update);
 }
@@ -556,6 +609,7 @@ sqlbox_transaction_begin(struct mailbox *box,
 	struct sqlbox_transaction_context *st;
 
 	st = i_new(struct sqlbox_transaction_context, 1);
+	i_array_init(&st->saved_uids, 4);
 	index_transaction_init(&st->t, box, flags, reason);
 	return &st->t;
 }
@@ -564,6 +618,7 @@ static void sqlbox_transaction_free(struct sqlbox_transaction_context *st)
 {
 	if (array_is_created(&st->changes))
 		array_free(&st->changes);
+	array_free(&st->saved_uids);
 	pool_unref(&st->pool);
 }
 
@@ -573,8 +628,7 @@ sqlbox_transaction_commit(struct mailbox_transaction_context *t,
 {
 	struct sqlbox_transaction_context *st = SQLBOX_TRANSACTION(t);
 	struct sqlbox_mailbox *mbox = SQLBOX_MAILBOX(t->box);
-	unsigned int save_count;
-	uint32_t first_uid;
+	ARRAY_TYPE(seq_range) saved_uids;
 	int ret;
 
 	/* the database first: that's the commit that counts */
@@ -583,9 +637,8 @@ sqlbox_transaction_commit(struct mailbox_transaction_context *t,
 		index_transaction_rollback(t);
 		return -1;
 	}
-	save_count = t->save_ctx == NULL ? 0 :
-		sqlbox_save_get_count(t->save_ctx);
-	first_uid = st->first_saved_uid;
+	t_array_init(&saved_uids, array_count(&st->saved_uids) + 1);
+	array_append_array(&saved_uids, &st->saved_uids);
 	sqlbox_transaction_free(st);
 
 	/* then the index, which is a cache: if it fails, the next sync
@@ -596,10 +649,10 @@ sqlbox_transaction_commit(struct mailbox_transaction_context *t,
 			  "committed database transaction failed (it will be "
 			  "synced again): %s",
 			  mailbox_get_last_internal_error(&mbox->box, NULL));
-		if (save_count > 0 &&
+		if (array_count(&saved_uids) > 0 &&
 		    array_count(&changes_r->saved_uids) == 0) {
-			seq_range_array_add_range(&changes_r->saved_uids,
-				first_uid, first_uid + save_count - 1);
+			array_append_array(&changes_r->saved_uids,
+					   &saved_uids);
 			changes_r->uid_validity = mbox->db_box.uidvalidity;
 		}
 	}
@@ -643,7 +696,7 @@ struct mailbox sqlbox_mailbox = {
 		.enable = index_storage_mailbox_enable,
 		.exists = sqlbox_mailbox_exists,
 		.open = sqlbox_mailbox_open,
-		.close = index_storage_mailbox_close,
+		.close = sqlbox_mailbox_close,
 		.free = index_storage_mailbox_free,
 		.create_box = sqlbox_mailbox_create,
 		.update_box = sqlbox_mailbox_update,

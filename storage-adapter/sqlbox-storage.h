@@ -27,6 +27,9 @@ struct sqlbox_index_header {
 enum sqlbox_index_record_flags {
 	/* the database has a POP3 UIDL for the message */
 	SQLBOX_INDEX_RECORD_FLAG_POP3_UIDL = 0x01,
+	/* the message's GUID isn't 128-bit (guid is its hash): the string
+	   is in the database */
+	SQLBOX_INDEX_RECORD_FLAG_GUID_STRING = 0x02,
 };
 
 /* index extension record: a message's immutable facts from the database */
@@ -64,6 +67,13 @@ struct sqlbox_mailbox {
 	struct sqlbox_db_mailbox db_box;
 	/* bodies read ahead when messages are read in order */
 	uint32_t last_stream_seq, prefetched_until_seq;
+	/* GUID strings and stored POP3 UIDLs (immutable), read from the
+	   database in one query on first use, for UIDs below
+	   strings_next_uid of database mailbox strings_mailbox_id */
+	pool_t strings_pool;
+	HASH_TABLE(void *, struct sqlbox_msg_strings *) strings;
+	uint32_t strings_next_uid;
+	int64_t strings_mailbox_id;
 	/* this process committed changes the index doesn't have yet */
 	bool db_changed:1;
 };
@@ -91,7 +101,7 @@ struct sqlbox_transaction_context {
 	pool_t pool;
 	ARRAY(struct sqlbox_change) changes;
 	/* set by the commit: UIDs given to saved messages */
-	uint32_t first_saved_uid;
+	ARRAY_TYPE(seq_range) saved_uids;
 };
 
 #define SQLBOX_STORAGE(s) (container_of(s, struct sqlbox_storage, storage))
@@ -113,6 +123,10 @@ void sqlbox_mailbox_set_db_error(struct sqlbox_mailbox *mbox,
 				 const char *what);
 
 /* sqlbox-mail.c */
+struct sqlbox_msg_strings {
+	const char *guid, *pop3_uidl;
+};
+void sqlbox_mailbox_strings_free(struct sqlbox_mailbox *mbox);
 struct mail *
 sqlbox_mail_alloc(struct mailbox_transaction_context *t,
 		  enum mail_fetch_field wanted_fields,

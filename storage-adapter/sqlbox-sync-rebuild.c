@@ -68,6 +68,8 @@ sqlbox_record_fill(const struct sqlbox_db_message *msg,
 	rec_r->pop3_order = msg->pop3_order;
 	if (msg->have_pop3_uidl)
 		rec_r->flags |= SQLBOX_INDEX_RECORD_FLAG_POP3_UIDL;
+	if (msg->guid_is_string)
+		rec_r->flags |= SQLBOX_INDEX_RECORD_FLAG_GUID_STRING;
 }
 
 void sqlbox_sync_add_message(struct sqlbox_mailbox *mbox,
