@@ -309,6 +309,24 @@ sqlbox_mailbox_alloc(struct mail_storage *storage, struct mailbox_list *list,
 	return &mbox->box;
 }
 
+static int sqlbox_mailbox_refresh_db_box(struct sqlbox_mailbox *mbox)
+{
+	struct sqlbox_storage *storage = mbox->storage;
+	int ret;
+
+	if (sqlbox_storage_db_connect(storage) < 0) {
+		sqlbox_mailbox_set_db_error(mbox, "Connecting to the database");
+		return -1;
+	}
+	ret = sqlbox_db_mailbox_get(storage->db, mbox->db_box.id,
+				    &mbox->db_box);
+	if (ret < 0)
+		sqlbox_mailbox_set_db_error(mbox, "Reading the mailbox");
+	else if (ret == 0)
+		mailbox_set_deleted(&mbox->box);
+	return ret <= 0 ? -1 : 0;
+}
+
 static int sqlbox_mailbox_lookup(struct sqlbox_mailbox *mbox)
 {
 	struct sqlbox_storage *storage = mbox->storage;
@@ -571,15 +589,58 @@ sqlbox_mailbox_get_status(struct mailbox *box,
 			  enum mailbox_status_items items,
 			  struct mailbox_status *status_r)
 {
-	if (!box->opened) {
+	struct sqlbox_mailbox *mbox = SQLBOX_MAILBOX(box);
+
+	if (!box->opened || mbox->opened_for_list) {
 		/* nobody looks at this mailbox yet: bring it up to date
 		   with the database (STATUS doesn't sync by itself) */
-		if (mailbox_open(box) < 0)
+		mbox->opened_for_list = FALSE;
+		if (!box->opened && mailbox_open(box) < 0)
 			return -1;
 		if (mailbox_sync(box, 0) < 0)
 			return -1;
 	}
 	return index_storage_get_status(box, items, status_r);
+}
+
+/* The mailbox list index caches STATUS of mailboxes nobody has open, and
+   asks here whether that is still right. Deliveries change only the
+   database, not the mailbox's index files, so the files alone don't say:
+   the database's modseq is compared with the one the index is synced to
+   (one query, done by opening the mailbox). */
+static int
+sqlbox_list_index_has_changed(struct mailbox *box,
+			      struct mail_index_view *list_view,
+			      uint32_t seq, bool quick, const char **reason_r)
+{
+	struct sqlbox_mailbox *mbox = SQLBOX_MAILBOX(box);
+	struct sqlbox_index_header ihdr;
+	struct mail_index_view *view;
+	int ret;
+
+	ret = index_storage_list_index_has_changed(box, list_view, seq, quick,
+						   reason_r);
+	if (ret != 0)
+		return ret;
+	if (!box->opened) {
+		if (mailbox_open(box) < 0)
+			return -1;
+		mbox->opened_for_list = TRUE;
+	} else if (sqlbox_mailbox_refresh_db_box(mbox) < 0) {
+		return -1;
+	}
+	(void)mail_index_refresh(box->index);
+	view = mail_index_view_open(box->index);
+	sqlbox_read_index_header(mbox, view, &ihdr);
+	mail_index_view_close(&view);
+	if (ihdr.mailbox_id != (uint64_t)mbox->db_box.id ||
+	    ihdr.synced_modseq != mbox->db_box.modseq) {
+		*reason_r = t_strdup_printf("sqlbox: database modseq %"PRIu64
+			" != index's %"PRIu64, mbox->db_box.modseq,
+			ihdr.synced_modseq);
+		return 1;
+	}
+	return 0;
 }
 
 static int
@@ -710,7 +771,7 @@ struct mailbox sqlbox_mailbox = {
 		.attribute_iter_init = index_storage_attribute_iter_init,
 		.attribute_iter_next = index_storage_attribute_iter_next,
 		.attribute_iter_deinit = index_storage_attribute_iter_deinit,
-		.list_index_has_changed = index_storage_list_index_has_changed,
+		.list_index_has_changed = sqlbox_list_index_has_changed,
 		.list_index_update_sync = index_storage_list_index_update_sync,
 		.sync_init = sqlbox_storage_sync_init,
 		.sync_next = index_mailbox_sync_next,

@@ -76,6 +76,9 @@ struct sqlbox_mailbox {
 	int64_t strings_mailbox_id;
 	/* this process committed changes the index doesn't have yet */
 	bool db_changed:1;
+	/* opened only to compare the index with the database for the
+	   mailbox list index: a STATUS must still sync it */
+	bool opened_for_list:1;
 };
 
 /* a flag, keyword or expunge change made in a transaction, written to the

@@ -166,6 +166,44 @@ class FixesMixin:
         self.truncate_body(1, 1000)
         self.assert_reported_corrupt(d, self.SHORT_SMALL_CAUSE)
 
+    # -- C3: STATUS of a folder that got mail while nobody had it open ------
+
+    def test_status_of_a_folder_delivered_to_is_right_at_once(self):
+        d = self.start(extra_conf="lmtp_save_to_detail_mailbox = yes\n"
+                       "recipient_delimiter = +\n")
+        i = d.imap("alice")
+        self.assertEqual(i.create("Other")[0], "OK")
+        i.select("INBOX")
+        # the list index now caches Other's status
+        typ, data = i.status("Other", "(MESSAGES UIDNEXT)")
+        self.assertIn(b"MESSAGES 0", data[0])
+        d.deliver_many("alice+Other", [mail.message(n, size=400)
+                                       for n in (1, 2, 3)])
+        typ, data = i.status("Other", "(MESSAGES UIDNEXT)")
+        self.assertEqual(typ, "OK")
+        self.assertIn(b"MESSAGES 3", data[0])
+        self.assertIn(b"UIDNEXT 4", data[0])
+        i.logout()
+        # a new session, and doveadm, see it too
+        i = d.imap("alice")
+        typ, data = i.status("Other", "(MESSAGES)")
+        self.assertIn(b"MESSAGES 3", data[0])
+        i.logout()
+        r = d.doveadm("-f", "tab", "mailbox", "status", "-u", "alice",
+                      "messages", "Other")
+        self.assertEqual(r.stdout.splitlines()[1].split("\t")[-1], "3")
+        # one more while a session has the list open
+        i = d.imap("alice")
+        i.select("INBOX")
+        i.status("Other", "(MESSAGES)")
+        d.deliver("alice+Other", mail.message(4, size=400))
+        typ, data = i._simple_command("LIST", '""', "Other",
+                                      "RETURN", "(STATUS (MESSAGES))")
+        self.assertEqual(typ, "OK")
+        self.assertIn(b"MESSAGES 4", b" ".join(i.untagged_responses
+                                                .get("STATUS", [])))
+        i.logout()
+
 
 class SqliteFixesTest(FixesMixin, TestCase):
     SHORT_SMALL_CAUSE = "differs from the recorded"
