@@ -6,6 +6,7 @@ that receive mail, and UIDL with stored UIDLs."""
 import imaplib
 import os
 import poplib
+import re
 import shutil
 import smtplib
 import tempfile
@@ -289,3 +290,39 @@ class PgsqlFixesTest(FixesMixin, TestCase):
                          "AND seq = %d" % (body, size // chunk,
                                            size % chunk, body,
                                            size // chunk))
+
+    # -- P1: UIDL with stored UIDLs in a bounded number of statements -----
+
+    def statements_during(self, func):
+        """Runs func(); returns what it returned and the number of SQL
+        statements the mail processes sent meanwhile."""
+        self.pg.psql("ALTER ROLE dovecot IN DATABASE %s "
+                     "SET log_statement = 'all'" % self.db)
+        start = len(self.pg.log())
+        out = func()
+        self.pg.psql("SELECT 1")
+        log = self.pg.log()[start:]
+        return out, len(re.findall(r"LOG:  (statement|execute [^:]*):",
+                                   log))
+
+    def test_uidl_with_stored_uidls_is_a_bounded_number_of_queries(self):
+        d = self.start()
+        count = 300
+        d.deliver_many("alice", [mail.message(n, size=200)
+                                 for n in range(1, count + 1)])
+        # as after a migration: every message has a stored UIDL
+        self.db_exec("UPDATE messages SET pop3_uidl = 'old-' || uid")
+
+        def session():
+            p = d.pop3("alice")
+            uidls = [x.decode().split()[1] for x in p.uidl()[1]]
+            p.quit()
+            return uidls
+
+        # the first session rebuilds the index from the database
+        uidls, _ = self.statements_during(session)
+        self.assertEqual(uidls, ["old-%d" % n for n in range(1, count + 1)])
+        uidls, statements = self.statements_during(session)
+        self.assertEqual(uidls, ["old-%d" % n for n in range(1, count + 1)])
+        # a login, the sync check and the UIDLs: not one per message
+        self.assertLess(statements, 30, statements)
