@@ -178,6 +178,35 @@ class DsyncMixin:
         # name), which sqlbox must keep as given
         self.backup_and_check("%g")
 
+    def reverse_and_check(self, uidl_format=None):
+        """Into sqlbox, then back out of it into a new maildir (as a
+        rollback after the switch would): what POP3 sees stays the same."""
+        src, dst = self.backup_and_check(uidl_format)
+        extra = "pop3_uidl_format = %s\n" % uidl_format if uidl_format \
+            else ""
+        back = self.track(Dovecot(self.workdir, name="back",
+                                  users={"alice": {}},
+                                  mail_location="maildir:~/Maildir",
+                                  extra_conf=NAMESPACE + extra))
+        back.start()
+        expected = pop3_listing(dst)
+        for run in range(2):
+            r = self.dsync(dst, back, "backup")
+            self.assert_converged(r)
+            self.assertEqual(pop3_listing(back), expected)
+        self.assertEqual(self.fetch_state(back)[0], self.fetch_state(dst)[0])
+        # sqlbox, the source here, wasn't changed
+        state = self.db_state()
+        r = self.dsync(dst, back, "backup")
+        self.assert_converged(r)
+        self.assertEqual(self.db_state(), state)
+
+    def test_backup_out_of_sqlbox_into_maildir(self):
+        self.reverse_and_check()
+
+    def test_backup_out_of_sqlbox_into_maildir_guid_uidls(self):
+        self.reverse_and_check("%g")
+
     def test_two_way_sync_never_duplicates(self):
         src = self.source()
         dst = self.target()
