@@ -57,6 +57,9 @@ struct sqlbox_db_new_message {
 	uoff_t physical_size, virtual_size;
 	const char *pop3_uidl;
 	uint32_t pop3_order;
+	/* not stored: the lowest modseq the index is to give the message
+	   (dsync), or 0 */
+	uint64_t min_modseq;
 };
 
 struct sqlbox_db_msg_iter;

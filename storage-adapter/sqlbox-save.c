@@ -169,6 +169,7 @@ sqlbox_save_fill_msg(struct sqlbox_save_context *ctx,
 	}
 	msg->pop3_uidl = p_strdup(ctx->pool, mdata->pop3_uidl);
 	msg->pop3_order = mdata->pop3_order;
+	msg->min_modseq = mdata->min_modseq;
 }
 
 int sqlbox_save_begin(struct mail_save_context *_ctx, struct istream *input)
@@ -543,6 +544,35 @@ sqlbox_save_get_uids(struct sqlbox_save_context *ctx,
 	}
 }
 
+/* The messages enter the index through sync: remember the modseqs they
+   must get at least (modseqs are the index's; dsync asks for the other
+   side's). */
+static void sqlbox_save_keep_min_modseqs(struct sqlbox_save_context *ctx)
+{
+	struct sqlbox_mailbox *mbox = ctx->mbox;
+	const struct sqlbox_save_mail *mail;
+	struct sqlbox_min_modseq *min;
+
+	array_foreach(&ctx->mails, mail) {
+		if (mail->msg.min_modseq == 0)
+			continue;
+		if (!array_is_created(&mbox->min_modseqs))
+			i_array_init(&mbox->min_modseqs, 32);
+		if (array_count(&mbox->min_modseqs) == 0)
+			mbox->min_modseqs_sorted = TRUE;
+		else {
+			const struct sqlbox_min_modseq *last =
+				array_back(&mbox->min_modseqs);
+
+			if (last->uid >= mail->msg.uid)
+				mbox->min_modseqs_sorted = FALSE;
+		}
+		min = array_append_space(&mbox->min_modseqs);
+		min->uid = mail->msg.uid;
+		min->modseq = mail->msg.min_modseq;
+	}
+}
+
 int sqlbox_transaction_db_commit(struct sqlbox_transaction_context *st)
 {
 	struct mailbox_transaction_context *t = &st->t;
@@ -629,6 +659,7 @@ int sqlbox_transaction_db_commit(struct sqlbox_transaction_context *st)
 	if (ctx != NULL) {
 		ctx->db_committed = TRUE;
 		sqlbox_save_get_uids(ctx, &st->saved_uids);
+		sqlbox_save_keep_min_modseqs(ctx);
 	}
 	return 0;
 }

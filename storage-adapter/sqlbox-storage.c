@@ -408,7 +408,11 @@ static int sqlbox_mailbox_open(struct mailbox *box)
 
 static void sqlbox_mailbox_close(struct mailbox *box)
 {
-	sqlbox_mailbox_strings_free(SQLBOX_MAILBOX(box));
+	struct sqlbox_mailbox *mbox = SQLBOX_MAILBOX(box);
+
+	if (array_is_created(&mbox->min_modseqs))
+		array_free(&mbox->min_modseqs);
+	sqlbox_mailbox_strings_free(mbox);
 	index_storage_mailbox_close(box);
 }
 

@@ -58,6 +58,11 @@ struct sqlbox_storage {
 	bool dirs_synced:1;
 };
 
+struct sqlbox_min_modseq {
+	uint32_t uid;
+	uint64_t modseq;
+};
+
 struct sqlbox_mailbox {
 	struct mailbox box;
 	struct sqlbox_storage *storage;
@@ -74,6 +79,10 @@ struct sqlbox_mailbox {
 	HASH_TABLE(void *, struct sqlbox_msg_strings *) strings;
 	uint32_t strings_next_uid;
 	int64_t strings_mailbox_id;
+	/* saved here with a min_modseq (dsync) that the index hasn't got
+	   yet: applied when sync adds them */
+	ARRAY(struct sqlbox_min_modseq) min_modseqs;
+	bool min_modseqs_sorted;
 	/* this process committed changes the index doesn't have yet */
 	bool db_changed:1;
 	/* opened only to compare the index with the database for the

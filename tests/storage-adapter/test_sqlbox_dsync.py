@@ -117,6 +117,15 @@ class DsyncMixin:
                                                  "messages")]
         return msgs, status
 
+    def modseqs(self, d):
+        r = d.doveadm("-f", "tab", "fetch", "-u", "alice",
+                      "mailbox uid modseq", "all")
+        out = {}
+        for line in r.stdout.splitlines()[1:]:
+            box, uid, modseq = line.split("\t")
+            out[(box, int(uid))] = int(modseq)
+        return out
+
     def assert_converged(self, r):
         out = r.stdout + r.stderr
         self.assertEqual(r.returncode, 0, out)
@@ -146,6 +155,12 @@ class DsyncMixin:
                              src_state[1][box][:2] + src_state[1][box][3:])
             self.assertGreaterEqual(dst_state[1][box][2],
                                     src_state[1][box][2])
+        # every message's modseq at least the source's (dsync gives it as
+        # the save's min_modseq)
+        src_modseqs, dst_modseqs = self.modseqs(src), self.modseqs(dst)
+        self.assertEqual(sorted(src_modseqs), sorted(dst_modseqs))
+        low = [k for k in src_modseqs if dst_modseqs[k] < src_modseqs[k]]
+        self.assertEqual(low, [], (src_modseqs, dst_modseqs))
         state = self.db_state()
 
         # a rerun changes nothing
