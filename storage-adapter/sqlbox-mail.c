@@ -200,6 +200,7 @@ static int
 sqlbox_mail_get_special(struct mail *_mail, enum mail_fetch_field field,
 			const char **value_r)
 {
+	pool_t pool = ((struct mail_private *)_mail)->data_pool;
 	const struct sqlbox_index_record *rec;
 	const char *guid, *uidl;
 
@@ -219,14 +220,17 @@ sqlbox_mail_get_special(struct mail *_mail, enum mail_fetch_field field,
 
 	switch (field) {
 	case MAIL_FETCH_GUID:
+		/* (the value must live as long as the mail's data: dsync
+		   keeps it across calls, data stack memory would be gone) */
 		if ((rec->flags & SQLBOX_INDEX_RECORD_FLAG_GUID_STRING) == 0) {
-			*value_r = guid_128_to_string(rec->guid);
+			*value_r = p_strdup(pool, guid_128_to_string(rec->guid));
 			return 0;
 		}
 		/* kept as given (dsync from maildir: its file name) */
 		if (sqlbox_mail_get_strings(_mail, &guid, &uidl) < 0)
 			return -1;
-		*value_r = guid != NULL ? guid : guid_128_to_string(rec->guid);
+		*value_r = p_strdup(pool, guid != NULL ? guid :
+				    guid_128_to_string(rec->guid));
 		return 0;
 	case MAIL_FETCH_UIDL_BACKEND:
 		*value_r = "";
@@ -235,11 +239,11 @@ sqlbox_mail_get_special(struct mail *_mail, enum mail_fetch_field field,
 		/* a UIDL kept from a migration: in the database */
 		if (sqlbox_mail_get_strings(_mail, &guid, &uidl) < 0)
 			return -1;
-		*value_r = uidl == NULL ? "" : uidl;
+		*value_r = uidl == NULL ? "" : p_strdup(pool, uidl);
 		return 0;
 	case MAIL_FETCH_POP3_ORDER:
 		*value_r = rec->pop3_order == 0 ? "" :
-			dec2str(rec->pop3_order);
+			p_strdup(pool, dec2str(rec->pop3_order));
 		return 0;
 	default:
 		i_unreached();
