@@ -260,6 +260,21 @@ class DsyncMixin:
         self.assertEqual(self.fetch_state(dst)[0], state)
         self.assertEqual(self.fetch_state(src)[0], state)
 
+        # an expunge on each side reaches the other
+        i = dst.imap("alice")
+        i.select("INBOX")
+        i.store("3", "+FLAGS", "\\Deleted")
+        i.expunge()
+        i.logout()
+        src.doveadm("expunge", "-u", "alice", "mailbox", "INBOX", "uid",
+                    "10")
+        r = self.dsync(dst, src, "sync")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        s, t = pop3_listing(src), pop3_listing(dst)
+        self.assertEqual(len(s), 20)
+        self.assertEqual(s, t)
+        self.assertEqual(self.fetch_state(dst)[0], self.fetch_state(src)[0])
+
 
 class SqliteDsyncTest(DsyncMixin, TestCase):
 

@@ -9,6 +9,7 @@ import poplib
 import re
 import shutil
 import smtplib
+import subprocess
 import tempfile
 
 from pop3ext_harness import TestCase, mail
@@ -204,6 +205,30 @@ class FixesMixin:
         self.assertIn(b"MESSAGES 4", b" ".join(i.untagged_responses
                                                 .get("STATUS", [])))
         i.logout()
+
+    # -- expunges carry the message's GUID in the index log ----------------
+
+    def test_expunges_in_the_index_log_carry_the_guid(self):
+        # (dsync recognises expunged messages by it)
+        d = self.start()
+        d.deliver_many("alice", [mail.message(n, size=300)
+                                 for n in (1, 2, 3)])
+        r = d.doveadm("-f", "tab", "fetch", "-u", "alice", "guid",
+                      "mailbox", "INBOX", "uid", "2")
+        guid = r.stdout.splitlines()[1].strip()
+        i = d.imap("alice")
+        i.select("INBOX")
+        i.store("2", "+FLAGS", "\\Deleted")
+        i.expunge()
+        i.logout()
+        log = os.path.join(d.home("alice"), "sqlbox", "mailboxes", "INBOX",
+                           "sqlbox-index", "dovecot.index.log")
+        r = subprocess.run(["doveadm", "dump", log], capture_output=True,
+                           text=True, check=True)
+        lines = r.stdout.splitlines()
+        done = [lines[n + 1] for n, line in enumerate(lines)
+                if "type=expunge-guid (ext)" in line]
+        self.assertEqual(done, [" - uid=2 (guid %s)" % guid])
 
 
 class SqliteFixesTest(FixesMixin, TestCase):
