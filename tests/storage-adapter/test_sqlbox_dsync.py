@@ -59,19 +59,26 @@ def add_stored_uidls(maildir, uidls):
 
 
 class DsyncMixin:
-    maxDiff = None
-    maxDiff = None
     """The tests; a subclass says which database (target())."""
+    maxDiff = None
 
     def target(self, extra_conf=""):
         raise NotImplementedError
 
-    def source(self, extra_conf=""):
-        src = self.track(Dovecot(self.workdir, name="src",
-                                 users={"alice": {}},
-                                 mail_location="maildir:~/Maildir",
-                                 extra_conf=NAMESPACE + extra_conf))
-        src.start()
+    def other(self, name, kind, extra_conf=""):
+        """A Dovecot with mail in maildir, sdbox or mdbox: the other side
+        of the dsync runs."""
+        d = self.track(Dovecot(self.workdir, name=name,
+                               users={"alice": {}},
+                               mail_location="%s:~/%s" % (kind, kind),
+                               extra_conf=NAMESPACE + extra_conf))
+        d.start()
+        d.sync_location = "%s:%s" % (kind, os.path.join(d.home("alice"),
+                                                        kind))
+        return d
+
+    def source(self, extra_conf="", kind="maildir"):
+        src = self.other("src", kind, extra_conf)
         src.deliver_many("alice", [mail.message(n, size=300 + n * 13)
                                    for n in range(1, 26)])
         src.doveadm("expunge", "-u", "alice", "mailbox", "INBOX", "uid",
@@ -83,17 +90,15 @@ class DsyncMixin:
         src.doveadm("mailbox", "create", "-u", "alice", "Archive")
         src.doveadm("copy", "-u", "alice", "Archive", "mailbox", "INBOX",
                     "uid", "4:5")
-        add_stored_uidls(self.maildir(src), STORED_UIDLS)
+        if kind == "maildir":
+            add_stored_uidls(os.path.join(src.home("alice"), kind),
+                             STORED_UIDLS)
         return src
 
-    def maildir(self, src):
-        return os.path.join(src.home("alice"), "Maildir")
-
-    def dsync(self, dst, src, *args):
-        """doveadm backup/sync run on the sqlbox side, with the maildir as
-        the other side."""
-        return dst.doveadm(*(args + ("-u", "alice",
-                                     "maildir:" + self.maildir(src))),
+    def dsync(self, dst, other, *args):
+        """doveadm backup/sync run on the sqlbox side, with the other
+        instance's mail as the other side."""
+        return dst.doveadm(*(args + ("-u", "alice", other.sync_location)),
                            check=False)
 
     def fetch_state(self, d):
@@ -132,15 +137,16 @@ class DsyncMixin:
         self.assertNotIn("Deleting mailbox", out)
         self.assertNotIn("UIDs changed", out)
 
-    def backup_and_check(self, uidl_format=None):
+    def backup_and_check(self, uidl_format=None, kind="maildir"):
         extra = "pop3_uidl_format = %s\n" % uidl_format if uidl_format \
             else ""
-        src = self.source(extra)
+        src = self.source(extra, kind)
         dst = self.target(extra)
         before = pop3_listing(src)
         self.assertEqual(len(before), 20)
-        # the stored UIDLs are what POP3 shows for those messages
-        self.assertIn("oldsrv-0004", [u for u, _, _ in before])
+        if kind == "maildir":
+            # the stored UIDLs are what POP3 shows for those messages
+            self.assertIn("oldsrv-0004", [u for u, _, _ in before])
 
         r = self.dsync(dst, src, "backup", "-R")
         self.assert_converged(r)
@@ -193,17 +199,19 @@ class DsyncMixin:
         # name), which sqlbox must keep as given
         self.backup_and_check("%g")
 
+    def test_backup_from_sdbox(self):
+        self.backup_and_check(kind="sdbox")
+
+    def test_backup_from_mdbox_guid_uidls(self):
+        self.backup_and_check("%g", kind="mdbox")
+
     def reverse_and_check(self, uidl_format=None):
         """Into sqlbox, then back out of it into a new maildir (as a
         rollback after the switch would): what POP3 sees stays the same."""
         src, dst = self.backup_and_check(uidl_format)
         extra = "pop3_uidl_format = %s\n" % uidl_format if uidl_format \
             else ""
-        back = self.track(Dovecot(self.workdir, name="back",
-                                  users={"alice": {}},
-                                  mail_location="maildir:~/Maildir",
-                                  extra_conf=NAMESPACE + extra))
-        back.start()
+        back = self.other("back", "maildir", extra)
         expected = pop3_listing(dst)
         for run in range(2):
             r = self.dsync(dst, back, "backup")
