@@ -327,15 +327,16 @@ int sqlbox_db_mailbox_rename(struct sqlbox_db *db, int64_t user_id,
 
 	if (sqlbox_db_begin(db, TRUE) < 0)
 		return -1;
+	/* (lengths measured by the database: substr() counts characters,
+	   not bytes, in both engines, and names may be UTF-8) */
 	const struct sqlbox_db_param cparams[] = {
 		SQLBOX_INT(user_id),
 		SQLBOX_TEXT(new_name),
-		SQLBOX_INT(strlen(new_prefix)),
 		SQLBOX_TEXT(new_prefix),
 	};
 	ret = sqlbox_db_query_row(db, "SELECT count(*) FROM mailboxes "
 		"WHERE user_id = $1 AND (name = $2 OR "
-		"substr(name, 1, CAST($3 AS INTEGER)) = $4)",
+		"substr(name, 1, length(CAST($3 AS TEXT))) = $3)",
 		cparams, N_ELEMENTS(cparams), &result);
 	if (ret <= 0) {
 		sqlbox_db_rollback(db);
@@ -356,15 +357,14 @@ int sqlbox_db_mailbox_rename(struct sqlbox_db *db, int64_t user_id,
 		SQLBOX_INT(user_id),
 		SQLBOX_TEXT(old_name),
 		SQLBOX_TEXT(new_name),
-		SQLBOX_INT(strlen(old_name) + 1),
-		SQLBOX_INT(strlen(old_prefix)),
 		SQLBOX_TEXT(old_prefix),
 	};
 	if (sqlbox_db_exec(db, "UPDATE mailboxes SET "
-		"name = $3 || substr(name, CAST($4 AS INTEGER)), "
+		"name = CAST($3 AS TEXT) || "
+		"substr(name, length(CAST($2 AS TEXT)) + 1), "
 		"modseq = modseq + 1 "
 		"WHERE user_id = $1 AND (name = $2 OR "
-		"substr(name, 1, CAST($5 AS INTEGER)) = $6)",
+		"substr(name, 1, length(CAST($4 AS TEXT))) = $4)",
 		params, N_ELEMENTS(params)) < 0) {
 		sqlbox_db_rollback(db);
 		return -1;

@@ -230,6 +230,31 @@ class FixesMixin:
                 if "type=expunge-guid (ext)" in line]
         self.assertEqual(done, [" - uid=2 (guid %s)" % guid])
 
+    # -- C6: renaming a hierarchy with non-ASCII names (UTF-8 layout) ------
+
+    def test_rename_of_a_non_ascii_hierarchy_moves_the_children(self):
+        d = self.start(mail_location="sqlbox:~/sqlbox:UTF-8")
+        i = d.imap("alice")
+        top = '"Entw&APw-rfe"'
+        for name in (top, '"Entw&APw-rfe/Sub"', '"Entw&APw-rfe/Sub/Deep"'):
+            self.assertEqual(i.create(name)[0], "OK")
+        typ, _ = i.append('"Entw&APw-rfe/Sub"', None, None,
+                          mail.message(1, size=300))
+        self.assertEqual(typ, "OK")
+        self.assertEqual(i.rename(top, "Drafts2")[0], "OK")
+        typ, data = i.status("Drafts2/Sub", "(MESSAGES)")
+        self.assertEqual(typ, "OK", data)
+        self.assertIn(b"MESSAGES 1", data[0])
+        self.assertEqual(i.status("Drafts2/Sub/Deep", "(MESSAGES)")[0], "OK")
+        typ, data = i.list()
+        names = b" ".join(data)
+        self.assertNotIn(b"Entw", names)
+        i.logout()
+        rows = sorted(r[0] for r in
+                      self.db_query("SELECT name FROM mailboxes")
+                      if r[0] != "INBOX")
+        self.assertEqual(rows, ["Drafts2", "Drafts2/Sub", "Drafts2/Sub/Deep"])
+
 
 class SqliteFixesTest(FixesMixin, TestCase):
     SHORT_SMALL_CAUSE = "differs from the recorded"
