@@ -383,6 +383,8 @@ static bool pgsql_is_connected(struct sqlbox_db *_db)
 	return db->conn != NULL && pq.PQstatus(db->conn) == CONNECTION_OK;
 }
 
+static int pgsql_exec_simple(struct pgsql_db *db, const char *sql);
+
 static int pgsql_connect_full(struct sqlbox_db *_db, bool fresh)
 {
 	struct pgsql_db *db = PGSQL_DB(_db);
@@ -414,6 +416,17 @@ static int pgsql_connect_full(struct sqlbox_db *_db, bool fresh)
 	hash_table_create_direct(&db->stmts, default_pool, 64);
 	e_debug(_db->event, "Connected to %s:%s", pq.PQhost(db->conn),
 		pq.PQport(db->conn));
+	/* a lock held by another session (a stuck transaction, a long
+	   rename) fails the statement after sqlbox_lock_timeout instead of
+	   blocking deliveries for ever (a connection kept for reuse keeps
+	   the setting: the cache is per connection string, i.e. per
+	   cluster) */
+	if (_db->set.lock_timeout_msecs > 0 &&
+	    pgsql_exec_simple(db, t_strdup_printf("SET lock_timeout = %u",
+			_db->set.lock_timeout_msecs)) < 0) {
+		pgsql_close(db);
+		return -1;
+	}
 	return 0;
 }
 
@@ -429,10 +442,13 @@ static enum sqlbox_db_error pgsql_sqlstate_error(const char *state)
 	/* 08: connection exception, 53: insufficient resources,
 	   57P0x: shutdown/cannot connect now, 40001/40P01: serialization
 	   failure/deadlock, 25006: read-only transaction (a standby) */
+	if (strcmp(state, "55P03") == 0) {
+		/* lock_not_available: lock_timeout passed */
+		return SQLBOX_DB_ERROR_LOCKED;
+	}
 	if (str_begins(state, "08") || str_begins(state, "53") ||
 	    str_begins(state, "57P") || strcmp(state, "40001") == 0 ||
-	    strcmp(state, "40P01") == 0 || strcmp(state, "25006") == 0 ||
-	    strcmp(state, "55P03") == 0)
+	    strcmp(state, "40P01") == 0 || strcmp(state, "25006") == 0)
 		return SQLBOX_DB_ERROR_TEMP;
 	if (str_begins(state, "23"))
 		return SQLBOX_DB_ERROR_CONSTRAINT;

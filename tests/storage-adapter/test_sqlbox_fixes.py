@@ -11,6 +11,7 @@ import shutil
 import smtplib
 import subprocess
 import tempfile
+import time
 
 from pop3ext_harness import TestCase, mail
 from pop3ext_harness.case import WORK_ROOT
@@ -376,3 +377,43 @@ class PgsqlFixesTest(FixesMixin, TestCase):
         self.assertEqual(uidls, ["old-%d" % n for n in range(1, count + 1)])
         # a login, the sync check and the UIDLs: not one per message
         self.assertLess(statements, 30, statements)
+
+    # -- C9: a lock held in the database doesn't block for ever ------------
+
+    def test_lock_held_elsewhere_is_a_temporary_failure_in_time(self):
+        d = self.start(plugin_settings={"sqlbox_lock_timeout": "2s"})
+        d.deliver("alice", mail.message(1, size=300))
+        # another client holds the mailbox row (as a stuck transaction
+        # would)
+        holder = subprocess.Popen(
+            ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1",
+             self.pg.conninfo(self.db)], stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        try:
+            holder.stdin.write("BEGIN;\nSELECT id FROM mailboxes FOR UPDATE;"
+                               "\n\\echo locked\n")
+            holder.stdin.flush()
+            while holder.stdout.readline().strip() != "locked":
+                pass
+            start = time.monotonic()
+            try:
+                with smtplib.LMTP("127.0.0.1", d.lmtp_port,
+                                  timeout=20) as l:
+                    l.sendmail("sender@example.test", ["alice"],
+                               mail.message(2, size=300))
+                code = 250
+            except smtplib.SMTPDataError as e:
+                code = e.smtp_code
+            except smtplib.SMTPRecipientsRefused as e:
+                code = list(e.recipients.values())[0][0]
+            elapsed = time.monotonic() - start
+        finally:
+            holder.stdin.write("ROLLBACK;\n")
+            holder.stdin.close()
+            holder.wait(timeout=30)
+        self.assertEqual(code // 100, 4, code)
+        self.assertLess(elapsed, 10)
+        # and once the lock is gone, deliveries work again
+        d.deliver("alice", mail.message(3, size=300))
+        self.assertEqual(self.db_query("SELECT count(*) FROM messages"),
+                         [["2"]])
