@@ -894,6 +894,25 @@ int sqlbox_db_messages_update_keywords(struct sqlbox_db *db,
 	return 0;
 }
 
+int sqlbox_db_message_set_pop3_uidl(struct sqlbox_db *db, int64_t mailbox_id,
+				    uint64_t modseq, uint32_t uid,
+				    const char *pop3_uidl)
+{
+	i_assert(db->write_transaction);
+
+	/* (the modseq: other servers' indexes learn that it has one) */
+	const struct sqlbox_db_param params[] = {
+		SQLBOX_INT(mailbox_id),
+		SQLBOX_INT(uid),
+		SQLBOX_TEXT(pop3_uidl),
+		SQLBOX_INT(modseq),
+	};
+	return sqlbox_db_exec(db, "UPDATE messages SET pop3_uidl = $3, "
+			      "modseq = $4 WHERE mailbox_id = $1 AND uid = $2 "
+			      "AND pop3_uidl IS NULL", params,
+			      N_ELEMENTS(params)) < 0 ? -1 : 0;
+}
+
 int sqlbox_db_messages_expunge(struct sqlbox_db *db, int64_t mailbox_id,
 			       uint64_t modseq,
 			       const ARRAY_TYPE(seq_range) *uids)

@@ -155,6 +155,10 @@ int sqlbox_db_messages_update_keywords(struct sqlbox_db *db,
 				       const ARRAY_TYPE(seq_range) *uids,
 				       enum modify_type modify_type,
 				       const char *const *keywords);
+/* Stores a POP3 UIDL for the message unless it has one. */
+int sqlbox_db_message_set_pop3_uidl(struct sqlbox_db *db, int64_t mailbox_id,
+				    uint64_t modseq, uint32_t uid,
+				    const char *pop3_uidl);
 /* Returns the number of messages expunged. */
 int sqlbox_db_messages_expunge(struct sqlbox_db *db, int64_t mailbox_id,
 			       uint64_t modseq,

@@ -448,6 +448,19 @@ sqlbox_mail_update_keywords(struct mail *mail, enum modify_type modify_type,
 	index_mail_update_keywords(mail, modify_type, keywords);
 }
 
+static void
+sqlbox_mail_update_pop3_uidl(struct mail *mail, const char *uidl)
+{
+	struct sqlbox_transaction_context *st =
+		SQLBOX_TRANSACTION(mail->transaction);
+	struct sqlbox_change *change;
+
+	if (mail->saving || mail->uid == 0)
+		return;
+	change = sqlbox_transaction_add_change(mail, SQLBOX_CHANGE_POP3_UIDL);
+	change->pop3_uidl = p_strdup(st->pool, uidl);
+}
+
 static void sqlbox_mail_expunge(struct mail *mail)
 {
 	if (!mail->saving && mail->uid != 0)
@@ -487,7 +500,7 @@ struct mail_vfuncs sqlbox_mail_vfuncs = {
 	.update_keywords = sqlbox_mail_update_keywords,
 	.update_modseq = index_mail_update_modseq,
 	.update_pvt_modseq = index_mail_update_pvt_modseq,
-	.update_pop3_uidl = NULL,
+	.update_pop3_uidl = sqlbox_mail_update_pop3_uidl,
 	.expunge = sqlbox_mail_expunge,
 	.set_cache_corrupted = index_mail_set_cache_corrupted,
 	.istream_opened = index_mail_opened,

@@ -454,6 +454,9 @@ sqlbox_change_same(const struct sqlbox_change *c1,
 	case SQLBOX_CHANGE_KEYWORDS:
 		return c1->modify_type == c2->modify_type &&
 			sqlbox_str_array_equal(c1->keywords, c2->keywords);
+	case SQLBOX_CHANGE_POP3_UIDL:
+		/* each its own */
+		return FALSE;
 	}
 	i_unreached();
 }
@@ -488,6 +491,10 @@ sqlbox_changes_flush(struct sqlbox_db *db, int64_t mailbox_id,
 		*expunged = TRUE;
 		return sqlbox_db_messages_expunge(db, mailbox_id, modseq,
 						  uids) < 0 ? -1 : 0;
+	case SQLBOX_CHANGE_POP3_UIDL:
+		return sqlbox_db_message_set_pop3_uidl(db, mailbox_id, modseq,
+						       change->uid,
+						       change->pop3_uidl);
 	}
 	i_unreached();
 }
@@ -573,6 +580,18 @@ static void sqlbox_save_keep_min_modseqs(struct sqlbox_save_context *ctx)
 	}
 }
 
+static bool
+sqlbox_changes_have_pop3_uidls(struct sqlbox_transaction_context *st)
+{
+	const struct sqlbox_change *change;
+
+	array_foreach(&st->changes, change) {
+		if (change->type == SQLBOX_CHANGE_POP3_UIDL)
+			return TRUE;
+	}
+	return FALSE;
+}
+
 int sqlbox_transaction_db_commit(struct sqlbox_transaction_context *st)
 {
 	struct mailbox_transaction_context *t = &st->t;
@@ -656,6 +675,10 @@ int sqlbox_transaction_db_commit(struct sqlbox_transaction_context *st)
 	sqlbox_crash_point("commit-after");
 
 	mbox->db_changed = TRUE;
+	if (change_count > 0 && sqlbox_changes_have_pop3_uidls(st)) {
+		/* read them again when asked */
+		sqlbox_mailbox_strings_free(mbox);
+	}
 	if (ctx != NULL) {
 		ctx->db_committed = TRUE;
 		sqlbox_save_get_uids(ctx, &st->saved_uids);

@@ -96,6 +96,8 @@ enum sqlbox_change_type {
 	SQLBOX_CHANGE_FLAGS,
 	SQLBOX_CHANGE_KEYWORDS,
 	SQLBOX_CHANGE_EXPUNGE,
+	/* pop3_save_uidl: store the UIDL POP3 showed (if none is stored) */
+	SQLBOX_CHANGE_POP3_UIDL,
 };
 
 struct sqlbox_change {
@@ -105,6 +107,8 @@ struct sqlbox_change {
 	enum mail_flags flags;
 	/* NULL-terminated, sorted (keyword changes) */
 	const char *const *keywords;
+	/* SQLBOX_CHANGE_POP3_UIDL */
+	const char *pop3_uidl;
 };
 
 struct sqlbox_transaction_context {

@@ -138,8 +138,25 @@ void sqlbox_sync_update_message(struct sqlbox_mailbox *mbox,
 				const struct sqlbox_db_message *msg,
 				struct sqlbox_keyword_cache *keywords)
 {
+	const struct sqlbox_index_record *rec;
+	struct sqlbox_index_record new_rec;
+	const void *data;
+	bool expunged;
+
+	/* a POP3 UIDL stored since (pop3_save_uidl) */
+	if (msg->have_pop3_uidl) {
+		mail_index_lookup_ext(mail_index_transaction_get_view(trans),
+				      seq, mbox->rec_ext_id, &data, &expunged);
+		rec = data;
+		if (rec != NULL &&
+		    (rec->flags & SQLBOX_INDEX_RECORD_FLAG_POP3_UIDL) == 0) {
+			new_rec = *rec;
+			new_rec.flags |= SQLBOX_INDEX_RECORD_FLAG_POP3_UIDL;
+			mail_index_update_ext(trans, seq, mbox->rec_ext_id,
+					      &new_rec, NULL);
+		}
+	}
 	/* the transaction skips what doesn't change anything */
-	(void)mbox;
 	mail_index_update_flags(trans, seq, MODIFY_REPLACE, msg->flags);
 	T_BEGIN {
 		mail_index_update_keywords(trans, seq, MODIFY_REPLACE,

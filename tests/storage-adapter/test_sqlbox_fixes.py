@@ -256,6 +256,31 @@ class FixesMixin:
                       if r[0] != "INBOX")
         self.assertEqual(rows, ["Drafts2", "Drafts2/Sub", "Drafts2/Sub/Deep"])
 
+    # -- pop3_save_uidl: UIDLs POP3 showed are kept -----------------------
+
+    def test_pop3_save_uidl_keeps_uidls_when_the_format_changes(self):
+        d = self.start(extra_conf="protocol pop3 {\n"
+                       "  pop3_save_uidl = yes\n}\n")
+        d.deliver_many("alice", [mail.message(n, size=300)
+                                 for n in (1, 2, 3)])
+        p = d.pop3("alice")
+        before = [x.split()[1] for x in p.uidl()[1]]
+        p.quit()
+        self.assertEqual(len(before), 3)
+        # the admin changes the format: clients must not see new UIDLs
+        d.extra_conf += "pop3_uidl_format = %g\n"
+        d.write_config()
+        d.reload()
+        d.deliver("alice", mail.message(4, size=300))
+        p = d.pop3("alice")
+        after = [x.split()[1] for x in p.uidl()[1]]
+        p.quit()
+        self.assertEqual(after[:3], before)
+        # the new message has a UIDL of the new format (its GUID)
+        r = d.doveadm("-f", "tab", "fetch", "-u", "alice", "guid",
+                      "mailbox", "INBOX", "uid", "4")
+        self.assertEqual(after[3].decode(), r.stdout.splitlines()[1].strip())
+
 
 class SqliteFixesTest(FixesMixin, TestCase):
     SHORT_SMALL_CAUSE = "differs from the recorded"
