@@ -542,9 +542,9 @@ sqlbox_save_get_uids(struct sqlbox_save_context *ctx,
 	array_foreach(&ctx->mails, mail) {
 		last = array_count(uids) == 0 ? NULL :
 			array_back_modifiable(uids);
-		if (last != NULL && last->seq2 + 1 == mail->msg.uid)
+		if (last != NULL && last->seq2 + 1 == mail->msg.uid) {
 			last->seq2++;
-		else {
+		} else {
 			range.seq1 = range.seq2 = mail->msg.uid;
 			array_push_back(uids, &range);
 		}
