@@ -19,13 +19,16 @@ struct sqlbox_db_msg_iter {
 	bool failed;
 };
 
-static void
+/* Returns TRUE if str is a 128-bit GUID, FALSE if it was hashed. */
+static bool
 sqlbox_db_guid_parse(const char *str, guid_128_t guid_r)
 {
 	if (str == NULL || guid_128_from_string(str, guid_r) < 0) {
 		/* not one of ours: hash it the way Dovecot does */
 		mail_generate_guid_128_hash(str == NULL ? "" : str, guid_r);
+		return FALSE;
 	}
+	return TRUE;
 }
 
 int sqlbox_db_user_id(struct sqlbox_db *db, const char *username,
@@ -233,8 +236,9 @@ int sqlbox_db_mailbox_update(struct sqlbox_db *db, int64_t mailbox_id,
 			SQLBOX_TEXT(guid_128_to_string(guid)),
 		};
 		ret = sqlbox_db_exec(db, "UPDATE mailboxes SET guid = $2, "
-				     "modseq = modseq + 1 WHERE id = $1",
-				     params, N_ELEMENTS(params));
+				     "modseq = modseq + 1 WHERE id = $1 "
+				     "AND guid <> $2", params,
+				     N_ELEMENTS(params));
 	}
 	if (ret >= 0 && uid_validity != 0) {
 		const struct sqlbox_db_param params[] = {
@@ -243,7 +247,7 @@ int sqlbox_db_mailbox_update(struct sqlbox_db *db, int64_t mailbox_id,
 		};
 		ret = sqlbox_db_exec(db, "UPDATE mailboxes SET "
 				     "uidvalidity = $2, modseq = modseq + 1 "
-				     "WHERE id = $1", params,
+				     "WHERE id = $1 AND uidvalidity <> $2", params,
 				     N_ELEMENTS(params));
 	}
 	if (ret >= 0 && min_next_uid != 0) {
@@ -323,15 +327,16 @@ int sqlbox_db_mailbox_rename(struct sqlbox_db *db, int64_t user_id,
 
 	if (sqlbox_db_begin(db, TRUE) < 0)
 		return -1;
+	/* (lengths measured by the database: substr() counts characters,
+	   not bytes, in both engines, and names may be UTF-8) */
 	const struct sqlbox_db_param cparams[] = {
 		SQLBOX_INT(user_id),
 		SQLBOX_TEXT(new_name),
-		SQLBOX_INT(strlen(new_prefix)),
 		SQLBOX_TEXT(new_prefix),
 	};
 	ret = sqlbox_db_query_row(db, "SELECT count(*) FROM mailboxes "
 		"WHERE user_id = $1 AND (name = $2 OR "
-		"substr(name, 1, CAST($3 AS INTEGER)) = $4)",
+		"substr(name, 1, length(CAST($3 AS TEXT))) = $3)",
 		cparams, N_ELEMENTS(cparams), &result);
 	if (ret <= 0) {
 		sqlbox_db_rollback(db);
@@ -352,15 +357,14 @@ int sqlbox_db_mailbox_rename(struct sqlbox_db *db, int64_t user_id,
 		SQLBOX_INT(user_id),
 		SQLBOX_TEXT(old_name),
 		SQLBOX_TEXT(new_name),
-		SQLBOX_INT(strlen(old_name) + 1),
-		SQLBOX_INT(strlen(old_prefix)),
 		SQLBOX_TEXT(old_prefix),
 	};
 	if (sqlbox_db_exec(db, "UPDATE mailboxes SET "
-		"name = $3 || substr(name, CAST($4 AS INTEGER)), "
+		"name = CAST($3 AS TEXT) || "
+		"substr(name, length(CAST($2 AS TEXT)) + 1), "
 		"modseq = modseq + 1 "
 		"WHERE user_id = $1 AND (name = $2 OR "
-		"substr(name, 1, CAST($5 AS INTEGER)) = $6)",
+		"substr(name, 1, length(CAST($4 AS TEXT))) = $4)",
 		params, N_ELEMENTS(params)) < 0) {
 		sqlbox_db_rollback(db);
 		return -1;
@@ -466,7 +470,9 @@ int sqlbox_db_msg_iter_next(struct sqlbox_db_msg_iter *iter,
 	iter->msg.uid = sqlbox_db_result_int(r, 0);
 	iter->msg.modseq = sqlbox_db_result_int(r, 1);
 	iter->msg.body_id = sqlbox_db_result_int(r, 2);
-	sqlbox_db_guid_parse(sqlbox_db_result_text(r, 3), iter->msg.guid);
+	iter->msg.guid_is_string =
+		!sqlbox_db_guid_parse(sqlbox_db_result_text(r, 3),
+				      iter->msg.guid);
 	iter->msg.flags = sqlbox_db_result_int(r, 4) & MAIL_FLAGS_NONRECENT;
 	iter->msg.received_date = sqlbox_db_result_int(r, 5);
 	iter->msg.save_date = sqlbox_db_result_int(r, 6);
@@ -519,27 +525,70 @@ int sqlbox_db_expunged_uids(struct sqlbox_db *db, int64_t mailbox_id,
 	return ret;
 }
 
-int sqlbox_db_message_get_pop3_uidl(struct sqlbox_db *db, int64_t mailbox_id,
-				    uint32_t uid, const char **uidl_r)
+static const char *
+sqlbox_db_result_guid_str(struct sqlbox_db_result *result, unsigned int col)
+{
+	const char *str = sqlbox_db_result_text(result, col);
+	guid_128_t guid;
+
+	return sqlbox_db_guid_parse(str, guid) ? NULL : str;
+}
+
+int sqlbox_db_message_strings(struct sqlbox_db *db, int64_t mailbox_id,
+			      uint32_t min_uid,
+			      sqlbox_db_strings_callback_t *callback,
+			      void *context)
 {
 	struct sqlbox_db_result *result;
+	const char *guid, *uidl;
+	int ret;
+
+	const struct sqlbox_db_param params[] = {
+		SQLBOX_INT(mailbox_id),
+		SQLBOX_INT(min_uid),
+	};
+	/* (a 128-bit GUID is 32 hex digits: anything else is a string) */
+	if (sqlbox_db_query(db, "SELECT uid, guid, pop3_uidl FROM messages "
+			    "WHERE mailbox_id = $1 AND uid >= $2 AND "
+			    "(pop3_uidl IS NOT NULL OR length(guid) <> 32)",
+			    params, N_ELEMENTS(params), &result) < 0)
+		return -1;
+	while ((ret = sqlbox_db_result_next(result)) > 0) {
+		guid = sqlbox_db_result_guid_str(result, 1);
+		uidl = sqlbox_db_result_is_null(result, 2) ? NULL :
+			sqlbox_db_result_text(result, 2);
+		if (guid != NULL || uidl != NULL) {
+			callback(sqlbox_db_result_int(result, 0), guid, uidl,
+				 context);
+		}
+	}
+	sqlbox_db_result_free(&result);
+	return ret;
+}
+
+int sqlbox_db_message_get_strings(struct sqlbox_db *db, int64_t mailbox_id,
+				  uint32_t uid, const char **guid_r,
+				  const char **pop3_uidl_r)
+{
+	struct sqlbox_db_result *result;
+	const char *guid;
 	int ret;
 
 	const struct sqlbox_db_param params[] = {
 		SQLBOX_INT(mailbox_id),
 		SQLBOX_INT(uid),
 	};
-	ret = sqlbox_db_query_row(db, "SELECT pop3_uidl FROM messages "
+	ret = sqlbox_db_query_row(db, "SELECT guid, pop3_uidl FROM messages "
 				  "WHERE mailbox_id = $1 AND uid = $2",
 				  params, N_ELEMENTS(params), &result);
 	if (ret <= 0)
 		return ret;
-	if (sqlbox_db_result_is_null(result, 0))
-		ret = 0;
-	else
-		*uidl_r = t_strdup(sqlbox_db_result_text(result, 0));
+	guid = sqlbox_db_result_guid_str(result, 0);
+	*guid_r = guid == NULL ? NULL : t_strdup(guid);
+	*pop3_uidl_r = sqlbox_db_result_is_null(result, 1) ? NULL :
+		t_strdup(sqlbox_db_result_text(result, 1));
 	sqlbox_db_result_free(&result);
-	return ret;
+	return 1;
 }
 
 int sqlbox_db_mailbox_change(struct sqlbox_db *db, int64_t mailbox_id,
@@ -565,6 +614,20 @@ int sqlbox_db_mailbox_change(struct sqlbox_db *db, int64_t mailbox_id,
 	*modseq_r = sqlbox_db_result_int(result, 1);
 	sqlbox_db_result_free(&result);
 	return 1;
+}
+
+int sqlbox_db_mailbox_raise_next_uid(struct sqlbox_db *db, int64_t mailbox_id,
+				     uint32_t next_uid)
+{
+	i_assert(db->write_transaction);
+
+	const struct sqlbox_db_param params[] = {
+		SQLBOX_INT(mailbox_id),
+		SQLBOX_INT(next_uid),
+	};
+	return sqlbox_db_exec(db, "UPDATE mailboxes SET next_uid = $2 "
+			      "WHERE id = $1 AND next_uid < $2", params,
+			      N_ELEMENTS(params)) < 0 ? -1 : 0;
 }
 
 static int
@@ -599,7 +662,8 @@ int sqlbox_db_message_insert(struct sqlbox_db *db, int64_t mailbox_id,
 		SQLBOX_INT(msg->uid),
 		SQLBOX_INT(modseq),
 		SQLBOX_INT(msg->body_id),
-		SQLBOX_TEXT(guid_128_to_string(msg->guid)),
+		SQLBOX_TEXT(msg->guid_str != NULL ? msg->guid_str :
+			    guid_128_to_string(msg->guid)),
 		SQLBOX_INT(msg->flags & MAIL_FLAGS_NONRECENT),
 		SQLBOX_INT(msg->received_date),
 		SQLBOX_INT(msg->save_date),
@@ -643,8 +707,9 @@ int sqlbox_db_message_copy(struct sqlbox_db *db, int64_t mailbox_id,
 		return ret;
 	src_body_id = sqlbox_db_result_int(result, 0);
 	if (guid_128_is_empty(new_msg.guid)) {
-		sqlbox_db_guid_parse(sqlbox_db_result_text(result, 1),
-				     new_msg.guid);
+		/* the source's GUID, as it is stored */
+		new_msg.guid_str = t_strdup(sqlbox_db_result_text(result, 1));
+		(void)sqlbox_db_guid_parse(new_msg.guid_str, new_msg.guid);
 	}
 	if (new_msg.received_date == (time_t)-1)
 		new_msg.received_date = sqlbox_db_result_int(result, 2);
@@ -710,6 +775,66 @@ sqlbox_db_keyword_add(struct sqlbox_db *db, int64_t mailbox_id,
 		"ON CONFLICT DO NOTHING", params, N_ELEMENTS(params));
 }
 
+static bool sqlbox_str_in(const char *const *list, const char *str)
+{
+	for (; *list != NULL; list++) {
+		if (strcmp(*list, str) == 0)
+			return TRUE;
+	}
+	return FALSE;
+}
+
+/* Replace: removes the range's keywords that aren't in keywords. Returns
+   the number of rows removed. */
+static int
+sqlbox_db_keywords_remove_others(struct sqlbox_db *db, int64_t mailbox_id,
+				 const struct seq_range *range,
+				 const char *const *keywords)
+{
+	struct sqlbox_db_result *result;
+	ARRAY_TYPE(const_string) others;
+	const char *name;
+	int ret, count = 0;
+
+	const struct sqlbox_db_param params[] = {
+		SQLBOX_INT(mailbox_id),
+		SQLBOX_INT(range->seq1),
+		SQLBOX_INT(range->seq2),
+	};
+	if (sqlbox_db_query(db, "SELECT DISTINCT name FROM keywords "
+			    "WHERE mailbox_id = $1 AND uid >= $2 "
+			    "AND uid <= $3", params, N_ELEMENTS(params),
+			    &result) < 0)
+		return -1;
+	t_array_init(&others, 8);
+	while ((ret = sqlbox_db_result_next(result)) > 0) {
+		name = sqlbox_db_result_text(result, 0);
+		if (!sqlbox_str_in(keywords, name)) {
+			name = t_strdup(name);
+			array_push_back(&others, &name);
+		}
+	}
+	sqlbox_db_result_free(&result);
+	if (ret < 0)
+		return -1;
+	array_foreach_elem(&others, name) {
+		const struct sqlbox_db_param rparams[] = {
+			SQLBOX_INT(mailbox_id),
+			SQLBOX_INT(range->seq1),
+			SQLBOX_INT(range->seq2),
+			SQLBOX_TEXT(name),
+		};
+		ret = sqlbox_db_exec(db, "DELETE FROM keywords "
+				     "WHERE mailbox_id = $1 AND uid >= $2 "
+				     "AND uid <= $3 AND name = $4",
+				     rparams, N_ELEMENTS(rparams));
+		if (ret < 0)
+			return -1;
+		count += ret;
+	}
+	return count;
+}
+
 int sqlbox_db_messages_update_keywords(struct sqlbox_db *db,
 				       int64_t mailbox_id, uint64_t modseq,
 				       const ARRAY_TYPE(seq_range) *uids,
@@ -718,7 +843,7 @@ int sqlbox_db_messages_update_keywords(struct sqlbox_db *db,
 {
 	const struct seq_range *range;
 	const char *const *kw;
-	int ret;
+	int ret, changed;
 
 	i_assert(db->write_transaction);
 
@@ -729,11 +854,13 @@ int sqlbox_db_messages_update_keywords(struct sqlbox_db *db,
 			SQLBOX_INT(range->seq2),
 			SQLBOX_INT(modseq),
 		};
+		changed = 0;
 		if (modify_type == MODIFY_REPLACE) {
-			if (sqlbox_db_exec(db, "DELETE FROM keywords "
-				"WHERE mailbox_id = $1 AND uid >= $2 "
-				"AND uid <= $3", params, 3) < 0)
+			ret = sqlbox_db_keywords_remove_others(db, mailbox_id,
+							       range, keywords);
+			if (ret < 0)
 				return -1;
+			changed += ret;
 		}
 		for (kw = keywords; *kw != NULL; kw++) {
 			if (modify_type == MODIFY_REMOVE) {
@@ -753,14 +880,37 @@ int sqlbox_db_messages_update_keywords(struct sqlbox_db *db,
 			}
 			if (ret < 0)
 				return -1;
+			changed += ret;
 		}
-		if (sqlbox_db_exec(db, "UPDATE messages SET modseq = $4 "
+		/* (setting what is already there, as dsync does for every
+		   message, changes nothing) */
+		if (changed > 0 &&
+		    sqlbox_db_exec(db, "UPDATE messages SET modseq = $4 "
 				   "WHERE mailbox_id = $1 AND uid >= $2 "
 				   "AND uid <= $3", params,
 				   N_ELEMENTS(params)) < 0)
 			return -1;
 	}
 	return 0;
+}
+
+int sqlbox_db_message_set_pop3_uidl(struct sqlbox_db *db, int64_t mailbox_id,
+				    uint64_t modseq, uint32_t uid,
+				    const char *pop3_uidl)
+{
+	i_assert(db->write_transaction);
+
+	/* (the modseq: other servers' indexes learn that it has one) */
+	const struct sqlbox_db_param params[] = {
+		SQLBOX_INT(mailbox_id),
+		SQLBOX_INT(uid),
+		SQLBOX_TEXT(pop3_uidl),
+		SQLBOX_INT(modseq),
+	};
+	return sqlbox_db_exec(db, "UPDATE messages SET pop3_uidl = $3, "
+			      "modseq = $4 WHERE mailbox_id = $1 AND uid = $2 "
+			      "AND pop3_uidl IS NULL", params,
+			      N_ELEMENTS(params)) < 0 ? -1 : 0;
 }
 
 int sqlbox_db_messages_expunge(struct sqlbox_db *db, int64_t mailbox_id,

@@ -36,14 +36,20 @@ struct sqlbox_db_message {
 	uoff_t physical_size, virtual_size;
 	uint32_t pop3_order;
 	bool have_pop3_uidl;
+	/* the stored GUID isn't a 128-bit one (e.g. a maildir file name
+	   kept by dsync): guid is its hash, the string is in the database */
+	bool guid_is_string;
 	/* sorted, NULL-terminated; valid until the next _next() */
 	const char *const *keywords;
 };
 
 struct sqlbox_db_new_message {
+	/* before the commit: the UID asked for (dsync), or 0 */
 	uint32_t uid;
 	int64_t body_id;
 	guid_128_t guid;
+	/* the GUID as given when it isn't a 128-bit one, or NULL */
+	const char *guid_str;
 	enum mail_flags flags;
 	/* NULL-terminated, or NULL */
 	const char *const *keywords;
@@ -51,6 +57,9 @@ struct sqlbox_db_new_message {
 	uoff_t physical_size, virtual_size;
 	const char *pop3_uidl;
 	uint32_t pop3_order;
+	/* not stored: the lowest modseq the index is to give the message
+	   (dsync), or 0 */
+	uint64_t min_modseq;
 };
 
 struct sqlbox_db_msg_iter;
@@ -98,16 +107,32 @@ int sqlbox_db_msg_iter_deinit(struct sqlbox_db_msg_iter **iter);
 int sqlbox_db_expunged_uids(struct sqlbox_db *db, int64_t mailbox_id,
 			    uint64_t since_modseq, uint64_t upto_modseq,
 			    ARRAY_TYPE(seq_range) *uids);
-/* Returns 1 and the UIDL if the message has one stored, 0 if not. */
-int sqlbox_db_message_get_pop3_uidl(struct sqlbox_db *db, int64_t mailbox_id,
-				    uint32_t uid, const char **uidl_r);
+/* The GUID strings (when not 128-bit) and stored POP3 UIDLs of the
+   mailbox's messages with uid >= min_uid, in one query: callback is called
+   for each message that has either (guid NULL if it's a 128-bit one). */
+typedef void sqlbox_db_strings_callback_t(uint32_t uid, const char *guid,
+					  const char *pop3_uidl,
+					  void *context);
+int sqlbox_db_message_strings(struct sqlbox_db *db, int64_t mailbox_id,
+			      uint32_t min_uid,
+			      sqlbox_db_strings_callback_t *callback,
+			      void *context);
+/* The same for one message; returns 1 if it exists, 0 if not. */
+int sqlbox_db_message_get_strings(struct sqlbox_db *db, int64_t mailbox_id,
+				  uint32_t uid, const char **guid_r,
+				  const char **pop3_uidl_r);
 
 /* Changes: inside a write transaction. First sqlbox_db_mailbox_change()
-   bumps the mailbox's modseq and allocates uid_count UIDs; returns 0 if the
-   mailbox no longer exists. */
+   bumps the mailbox's modseq and allocates uid_count UIDs (0: none,
+   first_uid_r is then the next UID); returns 0 if the mailbox no longer
+   exists. */
 int sqlbox_db_mailbox_change(struct sqlbox_db *db, int64_t mailbox_id,
 			     unsigned int uid_count, uint32_t *first_uid_r,
 			     uint64_t *modseq_r);
+/* Raises the mailbox's next UID to next_uid (after UIDs chosen by the
+   caller, inside the transaction of sqlbox_db_mailbox_change()). */
+int sqlbox_db_mailbox_raise_next_uid(struct sqlbox_db *db, int64_t mailbox_id,
+				     uint32_t next_uid);
 int sqlbox_db_message_insert(struct sqlbox_db *db, int64_t mailbox_id,
 			     uint64_t modseq,
 			     const struct sqlbox_db_new_message *msg);
@@ -130,6 +155,10 @@ int sqlbox_db_messages_update_keywords(struct sqlbox_db *db,
 				       const ARRAY_TYPE(seq_range) *uids,
 				       enum modify_type modify_type,
 				       const char *const *keywords);
+/* Stores a POP3 UIDL for the message unless it has one. */
+int sqlbox_db_message_set_pop3_uidl(struct sqlbox_db *db, int64_t mailbox_id,
+				    uint64_t modseq, uint32_t uid,
+				    const char *pop3_uidl);
 /* Returns the number of messages expunged. */
 int sqlbox_db_messages_expunge(struct sqlbox_db *db, int64_t mailbox_id,
 			       uint64_t modseq,

@@ -147,6 +147,9 @@ static const char *const pgsql_migrations[] = {
 	   last synced before the pruned ones is rebuilt */
 	"ALTER TABLE mailboxes ADD COLUMN expunge_floor BIGINT NOT NULL "
 	"DEFAULT 0;\n",
+	/* version 3: (SQLite's body ids got a counter; here they come from
+	   a sequence already and are never reused) */
+	"COMMENT ON COLUMN bodies.id IS 'from a sequence: never reused';\n",
 	NULL
 };
 
@@ -380,6 +383,8 @@ static bool pgsql_is_connected(struct sqlbox_db *_db)
 	return db->conn != NULL && pq.PQstatus(db->conn) == CONNECTION_OK;
 }
 
+static int pgsql_exec_simple(struct pgsql_db *db, const char *sql);
+
 static int pgsql_connect_full(struct sqlbox_db *_db, bool fresh)
 {
 	struct pgsql_db *db = PGSQL_DB(_db);
@@ -411,6 +416,17 @@ static int pgsql_connect_full(struct sqlbox_db *_db, bool fresh)
 	hash_table_create_direct(&db->stmts, default_pool, 64);
 	e_debug(_db->event, "Connected to %s:%s", pq.PQhost(db->conn),
 		pq.PQport(db->conn));
+	/* a lock held by another session (a stuck transaction, a long
+	   rename) fails the statement after sqlbox_lock_timeout instead of
+	   blocking deliveries for ever (a connection kept for reuse keeps
+	   the setting: the cache is per connection string, i.e. per
+	   cluster) */
+	if (_db->set.lock_timeout_msecs > 0 &&
+	    pgsql_exec_simple(db, t_strdup_printf("SET lock_timeout = %u",
+			_db->set.lock_timeout_msecs)) < 0) {
+		pgsql_close(db);
+		return -1;
+	}
 	return 0;
 }
 
@@ -426,10 +442,13 @@ static enum sqlbox_db_error pgsql_sqlstate_error(const char *state)
 	/* 08: connection exception, 53: insufficient resources,
 	   57P0x: shutdown/cannot connect now, 40001/40P01: serialization
 	   failure/deadlock, 25006: read-only transaction (a standby) */
+	if (strcmp(state, "55P03") == 0) {
+		/* lock_not_available: lock_timeout passed */
+		return SQLBOX_DB_ERROR_LOCKED;
+	}
 	if (str_begins(state, "08") || str_begins(state, "53") ||
 	    str_begins(state, "57P") || strcmp(state, "40001") == 0 ||
-	    strcmp(state, "40P01") == 0 || strcmp(state, "25006") == 0 ||
-	    strcmp(state, "55P03") == 0)
+	    strcmp(state, "40P01") == 0 || strcmp(state, "25006") == 0)
 		return SQLBOX_DB_ERROR_TEMP;
 	if (str_begins(state, "23"))
 		return SQLBOX_DB_ERROR_CONSTRAINT;
@@ -916,8 +935,8 @@ static void pgsql_prefetch_clear(struct pgsql_db *db)
    FETCH 1:* BODY[]): one round trip for several messages instead of one
    each. */
 static void
-pgsql_body_prefetch(struct sqlbox_db *_db, const int64_t *body_ids,
-		    unsigned int count)
+pgsql_body_prefetch(struct sqlbox_db *_db, int64_t mailbox_id,
+		    const int64_t *body_ids, unsigned int count)
 {
 	struct pgsql_db *db = PGSQL_DB(_db);
 	struct sqlbox_db_result *_result;
@@ -940,10 +959,14 @@ pgsql_body_prefetch(struct sqlbox_db *_db, const int64_t *body_ids,
 	str_append_c(ids, '}');
 	const struct sqlbox_db_param params[] = {
 		SQLBOX_TEXT(str_c(ids)),
+		SQLBOX_INT(mailbox_id),
 	};
-	if (sqlbox_db_query(_db, "SELECT id, size, sha256, data FROM bodies "
-			    "WHERE id = ANY(CAST($1 AS BIGINT[])) "
-			    "AND size = length(data)", params,
+	/* only bodies that messages of this mailbox still refer to */
+	if (sqlbox_db_query(_db, "SELECT b.id, b.size, b.sha256, b.data "
+			    "FROM messages m JOIN bodies b ON b.id = m.body_id "
+			    "WHERE m.mailbox_id = $2 "
+			    "AND m.body_id = ANY(CAST($1 AS BIGINT[])) "
+			    "AND b.size = length(b.data)", params,
 			    N_ELEMENTS(params), &_result) < 0) {
 		/* only a read-ahead: the bodies will be read one by one */
 		return;
@@ -1035,6 +1058,7 @@ pgsql_body_read_chunk(struct pgsql_body *body, const char *sql,
 
 static int
 pgsql_body_open(struct sqlbox_db *_db, int64_t body_id,
+		const struct sqlbox_body_owner *owner,
 		struct sqlbox_body **body_r)
 {
 	struct pgsql_body *body;
@@ -1051,12 +1075,25 @@ pgsql_body_open(struct sqlbox_db *_db, int64_t body_id,
 		return 1;
 	}
 
-	const struct sqlbox_db_param params[] = {
-		SQLBOX_INT(body_id),
-	};
-	ret = pgsql_body_read_chunk(body, "SELECT size, sha256, data "
-				    "FROM bodies WHERE id = $1", params,
-				    N_ELEMENTS(params), 2);
+	if (owner != NULL) {
+		const struct sqlbox_db_param params[] = {
+			SQLBOX_INT(body_id),
+			SQLBOX_INT(owner->mailbox_id),
+			SQLBOX_INT(owner->uid),
+		};
+		ret = pgsql_body_read_chunk(body, "SELECT b.size, b.sha256, "
+			"b.data FROM messages m JOIN bodies b "
+			"ON b.id = m.body_id WHERE m.mailbox_id = $2 "
+			"AND m.uid = $3 AND m.body_id = $1", params,
+			N_ELEMENTS(params), 2);
+	} else {
+		const struct sqlbox_db_param params[] = {
+			SQLBOX_INT(body_id),
+		};
+		ret = pgsql_body_read_chunk(body, "SELECT size, sha256, data "
+					    "FROM bodies WHERE id = $1", params,
+					    N_ELEMENTS(params), 2);
+	}
 	if (ret <= 0) {
 		i_free(body);
 		return ret;
@@ -1100,18 +1137,16 @@ pgsql_body_read(struct sqlbox_body *_body, uoff_t offset, void *buf,
 		if (ret <= 0) {
 			if (ret == 0) {
 				sqlbox_db_set_error(_body->db,
-					SQLBOX_DB_ERROR_INTERNAL,
-					"Body %"PRId64" chunk %"PRId64
-					" is missing", _body->id, seq);
+					SQLBOX_DB_ERROR_CORRUPT,
+					"chunk %"PRId64" is missing", seq);
 			}
 			return -1;
 		}
 		body->chunk_seq = seq;
 	}
 	if (chunk_offset >= body->chunk_size) {
-		sqlbox_db_set_error(_body->db, SQLBOX_DB_ERROR_INTERNAL,
-				    "Body %"PRId64" chunk %"PRId64
-				    " is too short", _body->id, seq);
+		sqlbox_db_set_error(_body->db, SQLBOX_DB_ERROR_CORRUPT,
+				    "chunk %"PRId64" is too short", seq);
 		return -1;
 	}
 	size = I_MIN(size, body->chunk_size - chunk_offset);

@@ -116,6 +116,13 @@ static const char *const sqlite_migrations[] = {
 	   last synced before the pruned ones is rebuilt */
 	"ALTER TABLE mailboxes ADD COLUMN expunge_floor INTEGER NOT NULL "
 	"DEFAULT 0;\n",
+	/* version 3: body ids are never used twice (a rowid alone is
+	   reused after the highest row is deleted, so that a session behind
+	   the database could get another message's body): they come from
+	   this counter */
+	"CREATE TABLE body_ids (last INTEGER NOT NULL);\n"
+	"INSERT INTO body_ids (last) SELECT coalesce(max(id), 0) "
+	"FROM bodies;\n",
 	NULL
 };
 
@@ -621,6 +628,26 @@ static int sqlite_lock_schema(struct sqlbox_db *_db ATTR_UNUSED)
 	return 0;
 }
 
+/* A body id never given before. */
+static int sqlite_body_new_id(struct sqlbox_db *db, int64_t *body_id_r)
+{
+	struct sqlbox_db_result *result;
+	int ret;
+
+	ret = sqlbox_db_query_row(db, "UPDATE body_ids SET last = last + 1 "
+				  "RETURNING last", NULL, 0, &result);
+	if (ret < 0)
+		return -1;
+	if (ret == 0) {
+		sqlbox_db_set_error(db, SQLBOX_DB_ERROR_INTERNAL,
+				    "The body_ids table is empty");
+		return -1;
+	}
+	*body_id_r = sqlbox_db_result_int(result, 0);
+	sqlbox_db_result_free(&result);
+	return 0;
+}
+
 static int
 sqlite_blob_write_stream(struct sqlite_db *db, int64_t body_id,
 			 struct istream *input, uoff_t size)
@@ -692,30 +719,34 @@ sqlite_body_write(struct sqlbox_db *_db, struct istream *input, uoff_t size,
 				i_stream_get_error(input) : "Input too short");
 			return -1;
 		}
+		if (sqlite_body_new_id(_db, body_id_r) < 0)
+			return -1;
 		const struct sqlbox_db_param params[] = {
 			SQLBOX_INT(size),
 			SQLBOX_BLOB(sha256, SQLBOX_SHA256_SIZE),
 			SQLBOX_BLOB(data, size),
+			SQLBOX_INT(*body_id_r),
 		};
-		if (sqlite_exec(_db, "INSERT INTO bodies (size, sha256, data) "
-				"VALUES ($1, $2, $3)", params,
+		if (sqlite_exec(_db, "INSERT INTO bodies (id, size, sha256, "
+				"data) VALUES ($4, $1, $2, $3)", params,
 				N_ELEMENTS(params), NULL) < 0)
 			return -1;
 		i_stream_skip(input, size);
-		*body_id_r = sqlite3_last_insert_rowid(db->conn);
 		return 0;
 	}
 
 	/* large: reserve the space, then stream into it */
+	if (sqlite_body_new_id(_db, body_id_r) < 0)
+		return -1;
 	const struct sqlbox_db_param params[] = {
 		SQLBOX_INT(size),
 		SQLBOX_BLOB(sha256, SQLBOX_SHA256_SIZE),
+		SQLBOX_INT(*body_id_r),
 	};
-	if (sqlite_exec(_db, "INSERT INTO bodies (size, sha256, data) "
-			"VALUES ($1, $2, zeroblob($1))", params,
+	if (sqlite_exec(_db, "INSERT INTO bodies (id, size, sha256, data) "
+			"VALUES ($3, $1, $2, zeroblob($1))", params,
 			N_ELEMENTS(params), NULL) < 0)
 		return -1;
-	*body_id_r = sqlite3_last_insert_rowid(db->conn);
 	return sqlite_blob_write_stream(db, *body_id_r, input, size);
 }
 
@@ -752,34 +783,37 @@ static int
 sqlite_body_copy(struct sqlbox_db *_db, int64_t src_id, int64_t *body_id_r)
 {
 	struct sqlite_db *db = SQLITE_DB(_db);
-	const struct sqlbox_db_param param = SQLBOX_INT(src_id);
 	struct sqlbox_body *body;
 	int ret;
 
-	if (sqlite_exec(_db, "INSERT INTO bodies (size, sha256, data) "
-			"SELECT size, sha256, data FROM bodies "
-			"WHERE id = $1 AND size <= 1048576",
-			&param, 1, NULL) < 0)
+	if (sqlite_body_new_id(_db, body_id_r) < 0)
 		return -1;
-	if (sqlite3_changes(db->conn) == 1) {
-		*body_id_r = sqlite3_last_insert_rowid(db->conn);
+	const struct sqlbox_db_param cparams[] = {
+		SQLBOX_INT(src_id),
+		SQLBOX_INT(*body_id_r),
+	};
+	if (sqlite_exec(_db, "INSERT INTO bodies (id, size, sha256, data) "
+			"SELECT $2, size, sha256, data FROM bodies "
+			"WHERE id = $1 AND size <= 1048576",
+			cparams, N_ELEMENTS(cparams), NULL) < 0)
+		return -1;
+	if (sqlite3_changes(db->conn) == 1)
 		return 1;
-	}
 
-	/* large or missing: stream it */
-	if ((ret = _db->v->body_open(_db, src_id, &body)) <= 0)
+	/* large or missing: stream it (under the id taken above) */
+	if ((ret = _db->v->body_open(_db, src_id, NULL, &body)) <= 0)
 		return ret;
 	const struct sqlbox_db_param params[] = {
 		SQLBOX_INT(body->size),
 		SQLBOX_BLOB(body->sha256, SQLBOX_SHA256_SIZE),
+		SQLBOX_INT(*body_id_r),
 	};
-	if (sqlite_exec(_db, "INSERT INTO bodies (size, sha256, data) "
-			"VALUES ($1, $2, zeroblob($1))", params,
+	if (sqlite_exec(_db, "INSERT INTO bodies (id, size, sha256, data) "
+			"VALUES ($3, $1, $2, zeroblob($1))", params,
 			N_ELEMENTS(params), NULL) < 0) {
 		sqlbox_db_body_close(&body);
 		return -1;
 	}
-	*body_id_r = sqlite3_last_insert_rowid(db->conn);
 	ret = sqlite_blob_copy(db, container_of(body, struct sqlite_body, body),
 			       *body_id_r);
 	sqlbox_db_body_close(&body);
@@ -788,6 +822,7 @@ sqlite_body_copy(struct sqlbox_db *_db, int64_t src_id, int64_t *body_id_r)
 
 static int
 sqlite_body_open(struct sqlbox_db *_db, int64_t body_id,
+		 const struct sqlbox_body_owner *owner,
 		 struct sqlbox_body **body_r)
 {
 	struct sqlite_db *db = SQLITE_DB(_db);
@@ -797,13 +832,27 @@ sqlite_body_open(struct sqlbox_db *_db, int64_t body_id,
 	size_t size;
 	int ret, rc;
 
-	const struct sqlbox_db_param params[] = {
-		SQLBOX_INT(body_id),
-	};
-	ret = sqlbox_db_query_row(_db, "SELECT size, sha256, "
-		"CASE WHEN size <= 1048576 THEN data END "
-		"FROM bodies WHERE id = $1", params, N_ELEMENTS(params),
-		&result);
+	if (owner != NULL) {
+		const struct sqlbox_db_param params[] = {
+			SQLBOX_INT(body_id),
+			SQLBOX_INT(owner->mailbox_id),
+			SQLBOX_INT(owner->uid),
+		};
+		ret = sqlbox_db_query_row(_db, "SELECT b.size, b.sha256, "
+			"CASE WHEN b.size <= 1048576 THEN b.data END "
+			"FROM messages m JOIN bodies b ON b.id = m.body_id "
+			"WHERE m.mailbox_id = $2 AND m.uid = $3 "
+			"AND m.body_id = $1", params, N_ELEMENTS(params),
+			&result);
+	} else {
+		const struct sqlbox_db_param params[] = {
+			SQLBOX_INT(body_id),
+		};
+		ret = sqlbox_db_query_row(_db, "SELECT size, sha256, "
+			"CASE WHEN size <= 1048576 THEN data END "
+			"FROM bodies WHERE id = $1", params,
+			N_ELEMENTS(params), &result);
+	}
 	if (ret <= 0)
 		return ret;
 

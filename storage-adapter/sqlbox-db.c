@@ -103,6 +103,14 @@ int sqlbox_db_connect(struct sqlbox_db *db)
 	return 0;
 }
 
+/* An error reported is always the current statement's, never an older
+   one's (except a refused schema, which stays). */
+static void sqlbox_db_statement_start(struct sqlbox_db *db)
+{
+	if (!db->schema_refused)
+		sqlbox_db_clear_error(db);
+}
+
 static int sqlbox_db_connect_if_idle(struct sqlbox_db *db)
 {
 	if (db->transaction_depth > 0 || db->connecting)
@@ -119,6 +127,7 @@ void sqlbox_db_disconnect(struct sqlbox_db *db)
 int sqlbox_db_exec(struct sqlbox_db *db, const char *sql,
 		   const struct sqlbox_db_param *params, unsigned int count)
 {
+	sqlbox_db_statement_start(db);
 	if (sqlbox_db_connect_if_idle(db) < 0)
 		return -1;
 	return db->v->exec(db, sql, params, count, NULL);
@@ -129,6 +138,7 @@ int sqlbox_db_query(struct sqlbox_db *db, const char *sql,
 		    struct sqlbox_db_result **result_r)
 {
 	*result_r = NULL;
+	sqlbox_db_statement_start(db);
 	if (sqlbox_db_connect_if_idle(db) < 0)
 		return -1;
 	return db->v->exec(db, sql, params, count, result_r) < 0 ? -1 : 0;
@@ -250,20 +260,22 @@ bool sqlbox_db_can_prefetch(struct sqlbox_db *db)
 	return db->v->body_prefetch != NULL;
 }
 
-void sqlbox_db_body_prefetch(struct sqlbox_db *db, const int64_t *body_ids,
-			     unsigned int count)
+void sqlbox_db_body_prefetch(struct sqlbox_db *db, int64_t mailbox_id,
+			     const int64_t *body_ids, unsigned int count)
 {
 	if (db->v->body_prefetch != NULL && db->transaction_depth == 0 &&
 	    sqlbox_db_connect_if_idle(db) == 0)
-		db->v->body_prefetch(db, body_ids, count);
+		db->v->body_prefetch(db, mailbox_id, body_ids, count);
 }
 
 int sqlbox_db_body_open(struct sqlbox_db *db, int64_t body_id,
+			const struct sqlbox_body_owner *owner,
 			struct sqlbox_body **body_r)
 {
+	sqlbox_db_statement_start(db);
 	if (sqlbox_db_connect_if_idle(db) < 0)
 		return -1;
-	return db->v->body_open(db, body_id, body_r);
+	return db->v->body_open(db, body_id, owner, body_r);
 }
 
 ssize_t sqlbox_db_body_read(struct sqlbox_body *body, uoff_t offset,

@@ -38,6 +38,9 @@ enum sqlbox_db_error {
 	SQLBOX_DB_ERROR_LOCKED,
 	/* A unique or foreign key constraint was violated. */
 	SQLBOX_DB_ERROR_CONSTRAINT,
+	/* Stored data doesn't match what was recorded (e.g. a body chunk
+	   missing or too short). */
+	SQLBOX_DB_ERROR_CORRUPT,
 	/* Anything else: a corrupted database, a bug, a schema problem. */
 	SQLBOX_DB_ERROR_INTERNAL,
 };
@@ -77,6 +80,14 @@ struct sqlbox_db_settings {
 	bool fsync;
 	/* SQLite: how long to wait for another process's write lock */
 	unsigned int lock_timeout_msecs;
+};
+
+/* The message a body is read for: a body is served only while the
+   message's row still refers to it (an index or session that is behind
+   the database never gets another message's body). */
+struct sqlbox_body_owner {
+	int64_t mailbox_id;
+	uint32_t uid;
 };
 
 /* An open body: its size and checksum, and either the whole data (small
@@ -152,12 +163,14 @@ struct sqlbox_db_vfuncs {
 			  int64_t *body_id_r);
 	int (*body_copy)(struct sqlbox_db *db, int64_t src_id,
 			 int64_t *body_id_r);
-	/* Optional: read these (small) bodies ahead, for the next
-	   body_open()s. Best effort. */
-	void (*body_prefetch)(struct sqlbox_db *db, const int64_t *body_ids,
-			      unsigned int count);
-	/* Returns 1 if found, 0 if the body doesn't exist, -1 on error. */
+	/* Optional: read these (small) bodies of messages of the mailbox
+	   ahead, for the next body_open()s. Best effort. */
+	void (*body_prefetch)(struct sqlbox_db *db, int64_t mailbox_id,
+			      const int64_t *body_ids, unsigned int count);
+	/* Returns 1 if found, 0 if the body doesn't exist or (with owner)
+	   the owner's row doesn't refer to it, -1 on error. */
 	int (*body_open)(struct sqlbox_db *db, int64_t body_id,
+			 const struct sqlbox_body_owner *owner,
 			 struct sqlbox_body **body_r);
 	/* Read from a large body at offset; returns bytes read, 0 at the
 	   end, -1 on error. */
@@ -195,7 +208,7 @@ void sqlbox_db_pgsql_cache_clear(void);
 extern const struct sqlbox_db_vfuncs sqlbox_db_pgsql_vfuncs;
 
 /* The schema version this build creates and understands. */
-#define SQLBOX_SCHEMA_VERSION 2
+#define SQLBOX_SCHEMA_VERSION 3
 
 struct sqlbox_db *
 sqlbox_db_init(const struct sqlbox_db_settings *set, struct event *parent);
@@ -239,9 +252,11 @@ int sqlbox_db_body_write(struct sqlbox_db *db, struct istream *input,
 int sqlbox_db_body_copy(struct sqlbox_db *db, int64_t src_id,
 			int64_t *body_id_r);
 bool sqlbox_db_can_prefetch(struct sqlbox_db *db);
-void sqlbox_db_body_prefetch(struct sqlbox_db *db, const int64_t *body_ids,
-			     unsigned int count);
+void sqlbox_db_body_prefetch(struct sqlbox_db *db, int64_t mailbox_id,
+			     const int64_t *body_ids, unsigned int count);
+/* owner may be NULL: no check */
 int sqlbox_db_body_open(struct sqlbox_db *db, int64_t body_id,
+			const struct sqlbox_body_owner *owner,
 			struct sqlbox_body **body_r);
 ssize_t sqlbox_db_body_read(struct sqlbox_body *body, uoff_t offset,
 			    void *buf, size_t size);

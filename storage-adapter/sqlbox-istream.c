@@ -20,6 +20,57 @@ struct sqlbox_body_istream {
 	struct sqlbox_body *body;
 };
 
+/* What went wrong reading a body. Every failure goes through here, so
+   that its cause reaches the log and its class (corrupt, temporary,
+   internal) the storage error. */
+struct sqlbox_body_failure {
+	enum sqlbox_body_error type;
+	const char *error;
+};
+
+static void ATTR_FORMAT(3, 4)
+sqlbox_body_fail(struct sqlbox_body_failure *failure,
+		 enum sqlbox_body_error type, const char *fmt, ...)
+{
+	va_list args;
+
+	va_start(args, fmt);
+	failure->type = type;
+	failure->error = t_strdup_vprintf(fmt, args);
+	va_end(args);
+}
+
+/* A failed body_read(): ret 0 is a body shorter than recorded, -1 the
+   database's error. */
+static void
+sqlbox_body_fail_read(struct sqlbox_body_failure *failure,
+		      struct sqlbox_body *body, ssize_t ret, uoff_t offset)
+{
+	const char *error;
+
+	if (ret == 0) {
+		sqlbox_body_fail(failure, SQLBOX_BODY_ERROR_CORRUPT,
+			"shorter than its recorded size (ends at %"PRIuUOFF_T
+			" of %"PRIuUOFF_T" bytes)", offset, body->size);
+		return;
+	}
+	switch (sqlbox_db_get_error(body->db, &error)) {
+	case SQLBOX_DB_ERROR_CORRUPT:
+		sqlbox_body_fail(failure, SQLBOX_BODY_ERROR_CORRUPT,
+				 "%s", error);
+		break;
+	case SQLBOX_DB_ERROR_TEMP:
+	case SQLBOX_DB_ERROR_LOCKED:
+		sqlbox_body_fail(failure, SQLBOX_BODY_ERROR_TEMP,
+				 "Reading failed: %s", error);
+		break;
+	default:
+		sqlbox_body_fail(failure, SQLBOX_BODY_ERROR_INTERNAL,
+				 "Reading failed: %s", error);
+		break;
+	}
+}
+
 void sqlbox_sha256(const void *data, size_t size,
 		   unsigned char digest_r[SQLBOX_SHA256_SIZE])
 {
@@ -34,7 +85,6 @@ static ssize_t sqlbox_body_istream_read(struct istream_private *stream)
 	struct sqlbox_body_istream *bstream =
 		container_of(stream, struct sqlbox_body_istream, istream);
 	struct sqlbox_body *body = bstream->body;
-	const char *error;
 	uoff_t offset;
 	size_t avail;
 	ssize_t ret;
@@ -51,11 +101,12 @@ static ssize_t sqlbox_body_istream_read(struct istream_private *stream)
 	ret = sqlbox_db_body_read(body, offset, stream->w_buffer + stream->pos,
 				  avail);
 	if (ret <= 0) {
-		if (ret == 0)
-			error = "Body is shorter than its recorded size";
-		else
-			(void)sqlbox_db_get_error(body->db, &error);
-		io_stream_set_error(&stream->iostream, "%s", error);
+		struct sqlbox_body_failure failure;
+
+		sqlbox_body_fail_read(&failure, body, ret, offset);
+		io_stream_set_error(&stream->iostream, "Body %"PRId64"%s: %s",
+			body->id, failure.type == SQLBOX_BODY_ERROR_CORRUPT ?
+			" is corrupted" : "", failure.error);
 		stream->istream.stream_errno = EIO;
 		return -1;
 	}
@@ -112,7 +163,7 @@ static struct istream *sqlbox_body_istream_create(struct sqlbox_body *body)
 static int
 sqlbox_body_read_all(struct sqlbox_body *body, struct ostream *output,
 		     unsigned char digest_r[SQLBOX_SHA256_SIZE],
-		     const char **error_r)
+		     struct sqlbox_body_failure *failure)
 {
 	unsigned char *buf;
 	unsigned int len = SQLBOX_SHA256_SIZE;
@@ -129,10 +180,7 @@ sqlbox_body_read_all(struct sqlbox_body *body, struct ostream *output,
 		ret = sqlbox_db_body_read(body, offset, buf,
 					  IO_BLOCK_SIZE * 16);
 		if (ret <= 0) {
-			if (ret == 0)
-				*error_r = "Body is shorter than its recorded size";
-			else
-				(void)sqlbox_db_get_error(body->db, error_r);
+			sqlbox_body_fail_read(failure, body, ret, offset);
 			result = -1;
 			break;
 		}
@@ -159,20 +207,23 @@ static void sqlbox_body_free_callback(struct sqlbox_body *body)
 static int
 sqlbox_body_spool(struct sqlbox_body *body, const char *temp_prefix,
 		  unsigned char digest_r[SQLBOX_SHA256_SIZE],
-		  struct istream **input_r, const char **error_r)
+		  struct istream **input_r, struct sqlbox_body_failure *failure)
 {
 	struct ostream *output;
 
 	output = iostream_temp_create_sized(temp_prefix, 0, "sqlbox body",
 					    IO_BLOCK_SIZE);
-	if (sqlbox_body_read_all(body, output, digest_r, error_r) < 0) {
+	if (sqlbox_body_read_all(body, output, digest_r, failure) < 0) {
 		o_stream_destroy(&output);
 		return -1;
 	}
 	if (o_stream_finish(output) < 0) {
-		*error_r = t_strdup_printf("write(%s) failed: %s",
-					   o_stream_get_name(output),
-					   o_stream_get_error(output));
+		sqlbox_body_fail(failure, ENOSPACE(output->stream_errno) ?
+				 SQLBOX_BODY_ERROR_TEMP :
+				 SQLBOX_BODY_ERROR_INTERNAL,
+				 "Spooling failed: write(%s) failed: %s",
+				 o_stream_get_name(output),
+				 o_stream_get_error(output));
 		o_stream_destroy(&output);
 		return -1;
 	}
@@ -180,59 +231,76 @@ sqlbox_body_spool(struct sqlbox_body *body, const char *temp_prefix,
 	return 0;
 }
 
-int sqlbox_istream_open(struct sqlbox_db *db, int64_t body_id,
-			const char *temp_prefix, struct istream **input_r,
-			bool *corrupt_r, const char **error_r)
+/* Opens and checks the body; the stream to serve it from in *input_r
+   (NULL: serve it from the body itself). */
+static int
+sqlbox_body_check(struct sqlbox_body *body, const char *temp_prefix,
+		  struct istream **input_r,
+		  struct sqlbox_body_failure *failure)
 {
 	unsigned char digest[SQLBOX_SHA256_SIZE];
-	struct sqlbox_body *body;
-	struct istream *input = NULL;
-	int ret;
 
-	*corrupt_r = FALSE;
-	if ((ret = sqlbox_db_body_open(db, body_id, &body)) <= 0) {
-		if (ret < 0)
-			(void)sqlbox_db_get_error(db, error_r);
-		return ret;
-	}
-
+	*input_r = NULL;
 	if (body->data != NULL) {
 		if (body->data_size != body->size) {
-			*error_r = t_strdup_printf(
-				"Body %"PRId64" is corrupted: size %zu"
-				" differs from the recorded %"PRIuUOFF_T,
-				body_id, body->data_size, body->size);
-			*corrupt_r = TRUE;
-			sqlbox_db_body_close(&body);
+			sqlbox_body_fail(failure, SQLBOX_BODY_ERROR_CORRUPT,
+				"size %zu differs from the recorded "
+				"%"PRIuUOFF_T, body->data_size, body->size);
 			return -1;
 		}
 		sqlbox_sha256(body->data, body->data_size, digest);
-	} else if (db->v->spool_large_bodies && temp_prefix != NULL) {
-		ret = sqlbox_body_spool(body, temp_prefix, digest, &input,
-					error_r);
-		if (ret == 0 && memcmp(digest, body->sha256,
-				       sizeof(digest)) != 0)
-			i_stream_unref(&input);
-		else if (ret < 0) {
-			*error_r = t_strdup_printf(
-				"Reading body %"PRId64" failed: %s",
-				body_id, *error_r);
-			sqlbox_db_body_close(&body);
+	} else if (body->db->v->spool_large_bodies && temp_prefix != NULL) {
+		if (sqlbox_body_spool(body, temp_prefix, digest, input_r,
+				      failure) < 0)
 			return -1;
-		}
-	} else if (sqlbox_body_read_all(body, NULL, digest, error_r) < 0) {
-		*error_r = t_strdup_printf("Reading body %"PRId64" failed: %s",
-					   body_id, *error_r);
-		sqlbox_db_body_close(&body);
+	} else if (sqlbox_body_read_all(body, NULL, digest, failure) < 0) {
 		return -1;
 	}
 	if (memcmp(digest, body->sha256, sizeof(digest)) != 0) {
-		*error_r = t_strdup_printf(
-			"Body %"PRId64" is corrupted: SHA-256 %s doesn't match "
-			"the recorded %s", body_id,
+		sqlbox_body_fail(failure, SQLBOX_BODY_ERROR_CORRUPT,
+			"SHA-256 %s doesn't match the recorded %s",
 			binary_to_hex(digest, sizeof(digest)),
 			binary_to_hex(body->sha256, sizeof(body->sha256)));
-		*corrupt_r = TRUE;
+		if (*input_r != NULL)
+			i_stream_unref(input_r);
+		return -1;
+	}
+	return 0;
+}
+
+int sqlbox_istream_open(struct sqlbox_db *db, int64_t body_id,
+			const struct sqlbox_body_owner *owner,
+			const char *temp_prefix, struct istream **input_r,
+			enum sqlbox_body_error *error_type_r,
+			const char **error_r)
+{
+	struct sqlbox_body_failure failure;
+	struct sqlbox_body *body;
+	struct istream *input;
+	const char *error;
+	int ret;
+
+	*error_type_r = SQLBOX_BODY_ERROR_NONE;
+	if ((ret = sqlbox_db_body_open(db, body_id, owner, &body)) <= 0) {
+		if (ret < 0) {
+			enum sqlbox_db_error db_error =
+				sqlbox_db_get_error(db, &error);
+
+			*error_type_r = db_error == SQLBOX_DB_ERROR_TEMP ||
+				db_error == SQLBOX_DB_ERROR_LOCKED ?
+				SQLBOX_BODY_ERROR_TEMP :
+				SQLBOX_BODY_ERROR_INTERNAL;
+			*error_r = t_strdup_printf("Body %"PRId64": "
+				"Opening failed: %s", body_id, error);
+		}
+		return ret;
+	}
+	i_zero(&failure);
+	if (sqlbox_body_check(body, temp_prefix, &input, &failure) < 0) {
+		*error_type_r = failure.type;
+		*error_r = t_strdup_printf("Body %"PRId64"%s: %s", body_id,
+			failure.type == SQLBOX_BODY_ERROR_CORRUPT ?
+			" is corrupted" : "", failure.error);
 		sqlbox_db_body_close(&body);
 		return -1;
 	}

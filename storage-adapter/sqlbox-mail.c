@@ -5,6 +5,7 @@
 #include "istream.h"
 #include "str.h"
 #include "sort.h"
+#include "hash.h"
 #include "sqlbox-storage.h"
 
 /* A message's facts (body id, sizes, dates, GUID) come from the index
@@ -113,13 +114,95 @@ static int sqlbox_mail_get_save_date(struct mail *_mail, time_t *date_r)
 	return 1;
 }
 
+void sqlbox_mailbox_strings_free(struct sqlbox_mailbox *mbox)
+{
+	if (mbox->strings_pool == NULL)
+		return;
+	hash_table_destroy(&mbox->strings);
+	pool_unref(&mbox->strings_pool);
+	mbox->strings_next_uid = 0;
+}
+
+static void
+sqlbox_mailbox_strings_add(uint32_t uid, const char *guid,
+			   const char *pop3_uidl, void *context)
+{
+	struct sqlbox_mailbox *mbox = context;
+	struct sqlbox_msg_strings *strings;
+
+	strings = p_new(mbox->strings_pool, struct sqlbox_msg_strings, 1);
+	strings->guid = p_strdup(mbox->strings_pool, guid);
+	strings->pop3_uidl = p_strdup(mbox->strings_pool, pop3_uidl);
+	hash_table_update(mbox->strings, POINTER_CAST(uid), strings);
+}
+
+/* The GUID string (NULL if it's 128-bit) and stored POP3 UIDL (NULL if
+   none) of the message. POP3's UIDL and dsync ask for every message in
+   turn: the first one reads those of the whole mailbox in one query. */
+static int
+sqlbox_mail_get_strings(struct mail *mail, const char **guid_r,
+			const char **pop3_uidl_r)
+{
+	struct sqlbox_mailbox *mbox = SQLBOX_MAILBOX(mail->box);
+	struct sqlbox_db *db = mbox->storage->db;
+	const struct sqlbox_msg_strings *strings;
+	uint32_t next_uid;
+	int ret;
+
+	if (mbox->strings_pool != NULL &&
+	    mbox->strings_mailbox_id != mbox->db_box.id)
+		sqlbox_mailbox_strings_free(mbox);
+	if (mbox->strings_pool == NULL) {
+		mbox->strings_pool = pool_alloconly_create(
+			MEMPOOL_GROWING"sqlbox strings", 4096);
+		hash_table_create_direct(&mbox->strings, mbox->strings_pool,
+					 0);
+		mbox->strings_next_uid = 1;
+		mbox->strings_mailbox_id = mbox->db_box.id;
+	}
+	if (mail->uid >= mbox->strings_next_uid) {
+		/* every row below the next UID of the last sync is
+		   committed, so it's in this query's result */
+		next_uid = I_MAX(mbox->db_box.next_uid, mail->uid + 1);
+		if (sqlbox_storage_db_connect(mbox->storage) < 0 ||
+		    sqlbox_db_message_strings(db, mbox->db_box.id,
+					      mbox->strings_next_uid,
+					      sqlbox_mailbox_strings_add,
+					      mbox) < 0) {
+			sqlbox_mailbox_set_db_error(mbox, "Reading GUIDs "
+						    "and POP3 UIDLs");
+			return -1;
+		}
+		mbox->strings_next_uid = next_uid;
+	}
+	strings = hash_table_lookup(mbox->strings, POINTER_CAST(mail->uid));
+	if (strings != NULL) {
+		*guid_r = strings->guid;
+		*pop3_uidl_r = strings->pop3_uidl;
+		return 0;
+	}
+	/* (e.g. a 32-character GUID string that isn't hex) */
+	ret = sqlbox_db_message_get_strings(db, mbox->db_box.id, mail->uid,
+					    guid_r, pop3_uidl_r);
+	if (ret < 0) {
+		sqlbox_mailbox_set_db_error(mbox, "Reading a GUID or "
+					    "POP3 UIDL");
+		return -1;
+	}
+	if (ret == 0) {
+		mail_set_expunged(mail);
+		return -1;
+	}
+	return 0;
+}
+
 static int
 sqlbox_mail_get_special(struct mail *_mail, enum mail_fetch_field field,
 			const char **value_r)
 {
-	struct sqlbox_mailbox *mbox = SQLBOX_MAILBOX(_mail->box);
+	pool_t pool = ((struct mail_private *)_mail)->data_pool;
 	const struct sqlbox_index_record *rec;
-	int ret;
+	const char *guid, *uidl;
 
 	switch (field) {
 	case MAIL_FETCH_GUID:
@@ -137,25 +220,30 @@ sqlbox_mail_get_special(struct mail *_mail, enum mail_fetch_field field,
 
 	switch (field) {
 	case MAIL_FETCH_GUID:
-		*value_r = guid_128_to_string(rec->guid);
+		/* (the value must live as long as the mail's data: dsync
+		   keeps it across calls, data stack memory would be gone) */
+		if ((rec->flags & SQLBOX_INDEX_RECORD_FLAG_GUID_STRING) == 0) {
+			*value_r = p_strdup(pool, guid_128_to_string(rec->guid));
+			return 0;
+		}
+		/* kept as given (dsync from maildir: its file name) */
+		if (sqlbox_mail_get_strings(_mail, &guid, &uidl) < 0)
+			return -1;
+		*value_r = p_strdup(pool, guid != NULL ? guid :
+				    guid_128_to_string(rec->guid));
 		return 0;
 	case MAIL_FETCH_UIDL_BACKEND:
 		*value_r = "";
 		if ((rec->flags & SQLBOX_INDEX_RECORD_FLAG_POP3_UIDL) == 0)
 			return 0;
 		/* a UIDL kept from a migration: in the database */
-		ret = sqlbox_db_message_get_pop3_uidl(mbox->storage->db,
-			mbox->db_box.id, _mail->uid, value_r);
-		if (ret < 0) {
-			sqlbox_mailbox_set_db_error(mbox, "Reading a POP3 UIDL");
+		if (sqlbox_mail_get_strings(_mail, &guid, &uidl) < 0)
 			return -1;
-		}
-		if (ret == 0)
-			*value_r = "";
+		*value_r = uidl == NULL ? "" : p_strdup(pool, uidl);
 		return 0;
 	case MAIL_FETCH_POP3_ORDER:
 		*value_r = rec->pop3_order == 0 ? "" :
-			dec2str(rec->pop3_order);
+			p_strdup(pool, dec2str(rec->pop3_order));
 		return 0;
 	default:
 		i_unreached();
@@ -203,8 +291,32 @@ static void sqlbox_mail_prefetch(struct mail *mail)
 		ids[count++] = rec->body_id;
 	}
 	if (count > 1) {
-		sqlbox_db_body_prefetch(mbox->storage->db, ids, count);
+		sqlbox_db_body_prefetch(mbox->storage->db, mbox->db_box.id,
+					ids, count);
 		mbox->prefetched_until_seq = seq - 1;
+	}
+}
+
+/* The one place a body read failure becomes the storage's error: the cause
+   is logged with the mailbox and UID; a temporary one (database down,
+   spool disk full) is MAIL_ERROR_TEMP, anything else (a corrupt body
+   included) internal. */
+static void
+sqlbox_mail_set_body_error(struct mail *mail, enum sqlbox_body_error type,
+			   const char *error)
+{
+	switch (type) {
+	case SQLBOX_BODY_ERROR_TEMP:
+		e_error(mail_event(mail), "sqlbox: uid %u: %s", mail->uid, error);
+		mail_storage_set_error(mail->box->storage, MAIL_ERROR_TEMP,
+			"Mail database temporarily unavailable, "
+			"try again later");
+		break;
+	case SQLBOX_BODY_ERROR_CORRUPT:
+	case SQLBOX_BODY_ERROR_INTERNAL:
+	case SQLBOX_BODY_ERROR_NONE:
+		mail_set_critical(mail, "sqlbox: uid %u: %s", mail->uid, error);
+		break;
 	}
 }
 
@@ -217,9 +329,10 @@ sqlbox_mail_get_stream(struct mail *_mail, bool get_body ATTR_UNUSED,
 	struct index_mail *mail = INDEX_MAIL(_mail);
 	struct sqlbox_mailbox *mbox = SQLBOX_MAILBOX(_mail->box);
 	const struct sqlbox_index_record *rec;
+	struct sqlbox_body_owner owner;
 	struct istream *input;
+	enum sqlbox_body_error error_type;
 	const char *error;
-	bool corrupt;
 	int ret;
 
 	if (mail->data.stream == NULL) {
@@ -249,23 +362,19 @@ sqlbox_mail_get_stream(struct mail *_mail, bool get_body ATTR_UNUSED,
 			return -1;
 		}
 		sqlbox_mail_prefetch(_mail);
+		owner.mailbox_id = mbox->db_box.id;
+		owner.uid = _mail->uid;
 		ret = sqlbox_istream_open(mbox->storage->db, rec->body_id,
+					  &owner,
 					  mbox->storage->temp_prefix,
-					  &input, &corrupt, &error);
+					  &input, &error_type, &error);
 		if (ret == 0) {
 			/* expunged meanwhile by another session */
 			mail_set_expunged(_mail);
 			return -1;
 		}
 		if (ret < 0) {
-			if (corrupt) {
-				mail_set_critical(_mail, "sqlbox: uid %u: %s",
-						  _mail->uid, error);
-			} else {
-				sqlbox_mailbox_set_db_error(mbox,
-					t_strdup_printf("Reading uid %u",
-							_mail->uid));
-			}
+			sqlbox_mail_set_body_error(_mail, error_type, error);
 			return -1;
 		}
 		mail->data.stream = input;
@@ -339,6 +448,19 @@ sqlbox_mail_update_keywords(struct mail *mail, enum modify_type modify_type,
 	index_mail_update_keywords(mail, modify_type, keywords);
 }
 
+static void
+sqlbox_mail_update_pop3_uidl(struct mail *mail, const char *uidl)
+{
+	struct sqlbox_transaction_context *st =
+		SQLBOX_TRANSACTION(mail->transaction);
+	struct sqlbox_change *change;
+
+	if (mail->saving || mail->uid == 0)
+		return;
+	change = sqlbox_transaction_add_change(mail, SQLBOX_CHANGE_POP3_UIDL);
+	change->pop3_uidl = p_strdup(st->pool, uidl);
+}
+
 static void sqlbox_mail_expunge(struct mail *mail)
 {
 	if (!mail->saving && mail->uid != 0)
@@ -378,7 +500,7 @@ struct mail_vfuncs sqlbox_mail_vfuncs = {
 	.update_keywords = sqlbox_mail_update_keywords,
 	.update_modseq = index_mail_update_modseq,
 	.update_pvt_modseq = index_mail_update_pvt_modseq,
-	.update_pop3_uidl = NULL,
+	.update_pop3_uidl = sqlbox_mail_update_pop3_uidl,
 	.expunge = sqlbox_mail_expunge,
 	.set_cache_corrupted = index_mail_set_cache_corrupted,
 	.istream_opened = index_mail_opened,

@@ -52,7 +52,6 @@ struct sqlbox_save_context {
 	struct istream *input;
 	struct ostream *output;
 
-	uint32_t first_uid;
 	bool failed:1;
 	bool finished:1;
 	bool db_committed:1;
@@ -71,6 +70,11 @@ sqlbox_save_alloc(struct mailbox_transaction_context *t)
 		ctx = SQLBOX_SAVECTX(t->save_ctx);
 		ctx->failed = FALSE;
 		ctx->finished = FALSE;
+		/* nothing of the previous mail: a save cancelled before its
+		   save_begin must not touch the previous one's record */
+		ctx->seq = 0;
+		ctx->input = NULL;
+		ctx->output = NULL;
 		return &ctx->ctx;
 	}
 	ctx = i_new(struct sqlbox_save_context, 1);
@@ -148,16 +152,24 @@ sqlbox_save_fill_msg(struct sqlbox_save_context *ctx,
 {
 	struct mail_save_data *mdata = &ctx->ctx.data;
 
+	/* the UID asked for (dsync); the commit decides */
+	msg->uid = mdata->uid;
 	msg->flags = mdata->flags & MAIL_FLAGS_NONRECENT;
 	msg->keywords = sqlbox_save_keyword_names(ctx, mdata->keywords);
 	msg->received_date = mdata->received_date;
 	msg->save_date = mdata->save_date;
 	if (mdata->guid != NULL) {
-		if (guid_128_from_string(mdata->guid, msg->guid) < 0)
+		if (guid_128_from_string(mdata->guid, msg->guid) < 0) {
+			/* not a 128-bit GUID (e.g. a maildir's file name,
+			   given by dsync): kept as it is, and its hash for
+			   the index */
+			msg->guid_str = p_strdup(ctx->pool, mdata->guid);
 			mail_generate_guid_128_hash(mdata->guid, msg->guid);
+		}
 	}
 	msg->pop3_uidl = p_strdup(ctx->pool, mdata->pop3_uidl);
 	msg->pop3_order = mdata->pop3_order;
+	msg->min_modseq = mdata->min_modseq;
 }
 
 int sqlbox_save_begin(struct mail_save_context *_ctx, struct istream *input)
@@ -288,10 +300,15 @@ int sqlbox_save_finish(struct mail_save_context *_ctx)
 	struct sqlbox_save_context *ctx = SQLBOX_SAVECTX(_ctx);
 
 	ctx->finished = TRUE;
-	if (sqlbox_save_finish_write(ctx) < 0) {
+	if (ctx->output == NULL) {
+		/* cancelled before save_begin (e.g. the quota plugin refused
+		   it, or dsync gave up a copy): there's no record to drop */
+		ctx->failed = TRUE;
+	} else if (sqlbox_save_finish_write(ctx) < 0) {
 		ctx->failed = TRUE;
 		index_storage_save_abort_last(_ctx, ctx->seq);
 	}
+	ctx->seq = 0;
 	i_stream_unref(&ctx->input);
 	index_save_context_free(_ctx);
 	return ctx->failed ? -1 : 0;
@@ -320,21 +337,60 @@ void sqlbox_save_add_copy(struct mail_save_context *_ctx,
 	ctx->finished = TRUE;
 }
 
-/* Stores the transaction's messages; inside the database transaction. */
+/* Returns TRUE if some saved mail asks for a UID. */
+static bool sqlbox_save_have_wanted_uids(struct sqlbox_save_context *ctx)
+{
+	const struct sqlbox_save_mail *mail;
+
+	array_foreach(&ctx->mails, mail) {
+		if (mail->msg.uid != 0)
+			return TRUE;
+	}
+	return FALSE;
+}
+
+/* Gives each saved mail its UID, as Dovecot's index does for appends with
+   UIDs: a UID asked for is kept if it's at least next_uid and not asked
+   for by an earlier mail of the transaction (in any order: dsync resolving
+   a UID conflict asks for 28, then 27); the rest get UIDs after the
+   highest kept one. Returns the mailbox's new next UID. */
+static uint32_t
+sqlbox_save_assign_uids(struct sqlbox_save_context *ctx, uint32_t next_uid)
+{
+	struct sqlbox_save_mail *mail;
+	ARRAY_TYPE(seq_range) kept;
+	uint32_t last = next_uid - 1;
+
+	t_array_init(&kept, 16);
+	array_foreach_modifiable(&ctx->mails, mail) {
+		if (mail->msg.uid >= next_uid &&
+		    !seq_range_exists(&kept, mail->msg.uid)) {
+			seq_range_array_add(&kept, mail->msg.uid);
+			last = I_MAX(last, mail->msg.uid);
+		} else {
+			mail->msg.uid = 0;
+		}
+	}
+	array_foreach_modifiable(&ctx->mails, mail) {
+		if (mail->msg.uid == 0)
+			mail->msg.uid = ++last;
+	}
+	return last + 1;
+}
+
+/* Stores the transaction's messages (their UIDs assigned); inside the
+   database transaction. */
 static int
-sqlbox_save_db_write(struct sqlbox_save_context *ctx, uint32_t first_uid,
-		     uint64_t modseq)
+sqlbox_save_db_write(struct sqlbox_save_context *ctx, uint64_t modseq)
 {
 	struct sqlbox_mailbox *mbox = ctx->mbox;
 	struct sqlbox_db *db = mbox->storage->db;
 	struct sqlbox_save_mail *mail;
-	unsigned int i = 0;
 	int ret;
 
 	array_foreach_modifiable(&ctx->mails, mail) {
 		struct sqlbox_db_new_message *msg = &mail->msg;
 
-		msg->uid = first_uid + i++;
 		if (msg->save_date == (time_t)-1 || msg->save_date == 0)
 			msg->save_date = ioloop_time;
 		/* (a message without a stored POP3 UIDL gets pop3's from
@@ -398,6 +454,9 @@ sqlbox_change_same(const struct sqlbox_change *c1,
 	case SQLBOX_CHANGE_KEYWORDS:
 		return c1->modify_type == c2->modify_type &&
 			sqlbox_str_array_equal(c1->keywords, c2->keywords);
+	case SQLBOX_CHANGE_POP3_UIDL:
+		/* each its own */
+		return FALSE;
 	}
 	i_unreached();
 }
@@ -432,6 +491,10 @@ sqlbox_changes_flush(struct sqlbox_db *db, int64_t mailbox_id,
 		*expunged = TRUE;
 		return sqlbox_db_messages_expunge(db, mailbox_id, modseq,
 						  uids) < 0 ? -1 : 0;
+	case SQLBOX_CHANGE_POP3_UIDL:
+		return sqlbox_db_message_set_pop3_uidl(db, mailbox_id, modseq,
+						       change->uid,
+						       change->pop3_uidl);
 	}
 	i_unreached();
 }
@@ -467,6 +530,68 @@ sqlbox_changes_db_write(struct sqlbox_transaction_context *st,
 	return ret;
 }
 
+/* The saved mails' UIDs in the order they were saved, as ranges (not
+   sorted: dsync compares them one by one with the UIDs it asked for). */
+static void
+sqlbox_save_get_uids(struct sqlbox_save_context *ctx,
+		     ARRAY_TYPE(seq_range) *uids)
+{
+	const struct sqlbox_save_mail *mail;
+	struct seq_range *last, range;
+
+	array_foreach(&ctx->mails, mail) {
+		last = array_count(uids) == 0 ? NULL :
+			array_back_modifiable(uids);
+		if (last != NULL && last->seq2 + 1 == mail->msg.uid) {
+			last->seq2++;
+		} else {
+			range.seq1 = range.seq2 = mail->msg.uid;
+			array_push_back(uids, &range);
+		}
+	}
+}
+
+/* The messages enter the index through sync: remember the modseqs they
+   must get at least (modseqs are the index's; dsync asks for the other
+   side's). */
+static void sqlbox_save_keep_min_modseqs(struct sqlbox_save_context *ctx)
+{
+	struct sqlbox_mailbox *mbox = ctx->mbox;
+	const struct sqlbox_save_mail *mail;
+	struct sqlbox_min_modseq *min;
+
+	array_foreach(&ctx->mails, mail) {
+		if (mail->msg.min_modseq == 0)
+			continue;
+		if (!array_is_created(&mbox->min_modseqs))
+			i_array_init(&mbox->min_modseqs, 32);
+		if (array_count(&mbox->min_modseqs) == 0)
+			mbox->min_modseqs_sorted = TRUE;
+		else {
+			const struct sqlbox_min_modseq *last =
+				array_back(&mbox->min_modseqs);
+
+			if (last->uid >= mail->msg.uid)
+				mbox->min_modseqs_sorted = FALSE;
+		}
+		min = array_append_space(&mbox->min_modseqs);
+		min->uid = mail->msg.uid;
+		min->modseq = mail->msg.min_modseq;
+	}
+}
+
+static bool
+sqlbox_changes_have_pop3_uidls(struct sqlbox_transaction_context *st)
+{
+	const struct sqlbox_change *change;
+
+	array_foreach(&st->changes, change) {
+		if (change->type == SQLBOX_CHANGE_POP3_UIDL)
+			return TRUE;
+	}
+	return FALSE;
+}
+
 int sqlbox_transaction_db_commit(struct sqlbox_transaction_context *st)
 {
 	struct mailbox_transaction_context *t = &st->t;
@@ -477,9 +602,9 @@ int sqlbox_transaction_db_commit(struct sqlbox_transaction_context *st)
 	unsigned int save_count = ctx == NULL ? 0 : array_count(&ctx->mails);
 	unsigned int change_count = !array_is_created(&st->changes) ? 0 :
 		array_count(&st->changes);
-	uint32_t first_uid;
+	uint32_t first_uid, next_uid;
 	uint64_t modseq;
-	bool expunged = FALSE;
+	bool expunged = FALSE, wanted_uids;
 	int ret;
 
 	if (save_count == 0 && change_count == 0)
@@ -490,8 +615,12 @@ int sqlbox_transaction_db_commit(struct sqlbox_transaction_context *st)
 		sqlbox_mailbox_set_db_error(mbox, "Starting a transaction");
 		return -1;
 	}
+	/* UIDs from the mailbox row: a range at once, unless some are asked
+	   for (dsync) */
+	wanted_uids = save_count > 0 && sqlbox_save_have_wanted_uids(ctx);
 	ret = sqlbox_db_mailbox_change(storage->db, mbox->db_box.id,
-				       save_count, &first_uid, &modseq);
+				       wanted_uids ? 0 : save_count,
+				       &first_uid, &modseq);
 	if (ret <= 0) {
 		sqlbox_db_rollback(storage->db);
 		if (ret == 0) {
@@ -503,9 +632,22 @@ int sqlbox_transaction_db_commit(struct sqlbox_transaction_context *st)
 		}
 		return -1;
 	}
+	if (save_count > 0 && !wanted_uids) {
+		/* (the wanted UIDs are all 0) */
+		(void)sqlbox_save_assign_uids(ctx, first_uid);
+	} else if (save_count > 0) {
+		next_uid = sqlbox_save_assign_uids(ctx, first_uid);
+		if (sqlbox_db_mailbox_raise_next_uid(storage->db,
+						     mbox->db_box.id,
+						     next_uid) < 0) {
+			sqlbox_db_rollback(storage->db);
+			sqlbox_mailbox_set_db_error(mbox, "Allocating UIDs");
+			return -1;
+		}
+	}
 	T_BEGIN {
 		if (save_count > 0)
-			ret = sqlbox_save_db_write(ctx, first_uid, modseq);
+			ret = sqlbox_save_db_write(ctx, modseq);
 		if (ret >= 0 && change_count > 0) {
 			ret = sqlbox_changes_db_write(st, modseq, &expunged);
 			if (ret < 0) {
@@ -533,11 +675,15 @@ int sqlbox_transaction_db_commit(struct sqlbox_transaction_context *st)
 	sqlbox_crash_point("commit-after");
 
 	mbox->db_changed = TRUE;
-	if (ctx != NULL) {
-		ctx->first_uid = first_uid;
-		ctx->db_committed = TRUE;
+	if (change_count > 0 && sqlbox_changes_have_pop3_uidls(st)) {
+		/* read them again when asked */
+		sqlbox_mailbox_strings_free(mbox);
 	}
-	st->first_saved_uid = first_uid;
+	if (ctx != NULL) {
+		ctx->db_committed = TRUE;
+		sqlbox_save_get_uids(ctx, &st->saved_uids);
+		sqlbox_save_keep_min_modseqs(ctx);
+	}
 	return 0;
 }
 
@@ -569,9 +715,7 @@ int sqlbox_transaction_save_commit_pre(struct mail_save_context *_ctx)
 		mail_cache_transaction_reset(t->cache_trans);
 
 	if (ctx->db_committed && count > 0) {
-		seq_range_array_add_range(&t->changes->saved_uids,
-					  ctx->first_uid,
-					  ctx->first_uid + count - 1);
+		sqlbox_save_get_uids(ctx, &t->changes->saved_uids);
 		t->changes->uid_validity = ctx->mbox->db_box.uidvalidity;
 	}
 	return 0;

@@ -10,6 +10,7 @@
 #include "mail-search-build.h"
 #include "mailbox-list-private.h"
 #include "index-pop3-uidl.h"
+#include "mail-index-modseq.h"
 #include "sqlbox-storage.h"
 
 #include <dirent.h>
@@ -308,6 +309,24 @@ sqlbox_mailbox_alloc(struct mail_storage *storage, struct mailbox_list *list,
 	return &mbox->box;
 }
 
+static int sqlbox_mailbox_refresh_db_box(struct sqlbox_mailbox *mbox)
+{
+	struct sqlbox_storage *storage = mbox->storage;
+	int ret;
+
+	if (sqlbox_storage_db_connect(storage) < 0) {
+		sqlbox_mailbox_set_db_error(mbox, "Connecting to the database");
+		return -1;
+	}
+	ret = sqlbox_db_mailbox_get(storage->db, mbox->db_box.id,
+				    &mbox->db_box);
+	if (ret < 0)
+		sqlbox_mailbox_set_db_error(mbox, "Reading the mailbox");
+	else if (ret == 0)
+		mailbox_set_deleted(&mbox->box);
+	return ret <= 0 ? -1 : 0;
+}
+
 static int sqlbox_mailbox_lookup(struct sqlbox_mailbox *mbox)
 {
 	struct sqlbox_storage *storage = mbox->storage;
@@ -387,6 +406,16 @@ static int sqlbox_mailbox_open(struct mailbox *box)
 	return 0;
 }
 
+static void sqlbox_mailbox_close(struct mailbox *box)
+{
+	struct sqlbox_mailbox *mbox = SQLBOX_MAILBOX(box);
+
+	if (array_is_created(&mbox->min_modseqs))
+		array_free(&mbox->min_modseqs);
+	sqlbox_mailbox_strings_free(mbox);
+	index_storage_mailbox_close(box);
+}
+
 static int
 sqlbox_mailbox_create(struct mailbox *box,
 		      const struct mailbox_update *update, bool directory)
@@ -428,6 +457,50 @@ sqlbox_mailbox_create(struct mailbox *box,
 	return 0;
 }
 
+/* What of an update is the index's own (like sdbox): the first recent UID
+   and the highest modseq (dsync raises it to the other side's). */
+static int
+sqlbox_mailbox_update_index(struct mailbox *box,
+			    const struct mailbox_update *update)
+{
+	struct mail_index_transaction *trans;
+	const struct mail_index_header *hdr;
+	struct mail_index_view *view;
+	bool changed = FALSE;
+	int ret = 0;
+
+	(void)mail_index_refresh(box->index);
+	view = mail_index_view_open(box->index);
+	hdr = mail_index_get_header(view);
+	trans = mail_index_transaction_begin(view,
+		MAIL_INDEX_TRANSACTION_FLAG_EXTERNAL);
+	if (update->min_first_recent_uid != 0 &&
+	    hdr->first_recent_uid < update->min_first_recent_uid) {
+		uint32_t first_recent_uid = update->min_first_recent_uid;
+
+		mail_index_update_header(trans,
+			offsetof(struct mail_index_header, first_recent_uid),
+			&first_recent_uid, sizeof(first_recent_uid), FALSE);
+		changed = TRUE;
+	}
+	if (update->min_highest_modseq != 0 &&
+	    mail_index_modseq_get_highest(view) <
+	    update->min_highest_modseq) {
+		mail_index_modseq_enable(box->index);
+		mail_index_update_highest_modseq(trans,
+						 update->min_highest_modseq);
+		changed = TRUE;
+	}
+	if (!changed)
+		mail_index_transaction_rollback(&trans);
+	else if (mail_index_transaction_commit(&trans) < 0) {
+		mailbox_set_index_error(box);
+		ret = -1;
+	}
+	mail_index_view_close(&view);
+	return ret;
+}
+
 static int
 sqlbox_mailbox_update(struct mailbox *box, const struct mailbox_update *update)
 {
@@ -446,6 +519,8 @@ sqlbox_mailbox_update(struct mailbox *box, const struct mailbox_update *update)
 		return -1;
 	}
 	if (sqlbox_sync(mbox, SQLBOX_SYNC_FLAG_FORCE) < 0)
+		return -1;
+	if (sqlbox_mailbox_update_index(box, update) < 0)
 		return -1;
 	return index_storage_mailbox_update_common(box, update);
 }
@@ -518,15 +593,58 @@ sqlbox_mailbox_get_status(struct mailbox *box,
 			  enum mailbox_status_items items,
 			  struct mailbox_status *status_r)
 {
-	if (!box->opened) {
+	struct sqlbox_mailbox *mbox = SQLBOX_MAILBOX(box);
+
+	if (!box->opened || mbox->opened_for_list) {
 		/* nobody looks at this mailbox yet: bring it up to date
 		   with the database (STATUS doesn't sync by itself) */
-		if (mailbox_open(box) < 0)
+		mbox->opened_for_list = FALSE;
+		if (!box->opened && mailbox_open(box) < 0)
 			return -1;
 		if (mailbox_sync(box, 0) < 0)
 			return -1;
 	}
 	return index_storage_get_status(box, items, status_r);
+}
+
+/* The mailbox list index caches STATUS of mailboxes nobody has open, and
+   asks here whether that is still right. Deliveries change only the
+   database, not the mailbox's index files, so the files alone don't say:
+   the database's modseq is compared with the one the index is synced to
+   (one query, done by opening the mailbox). */
+static int
+sqlbox_list_index_has_changed(struct mailbox *box,
+			      struct mail_index_view *list_view,
+			      uint32_t seq, bool quick, const char **reason_r)
+{
+	struct sqlbox_mailbox *mbox = SQLBOX_MAILBOX(box);
+	struct sqlbox_index_header ihdr;
+	struct mail_index_view *view;
+	int ret;
+
+	ret = index_storage_list_index_has_changed(box, list_view, seq, quick,
+						   reason_r);
+	if (ret != 0)
+		return ret;
+	if (!box->opened) {
+		if (mailbox_open(box) < 0)
+			return -1;
+		mbox->opened_for_list = TRUE;
+	} else if (sqlbox_mailbox_refresh_db_box(mbox) < 0) {
+		return -1;
+	}
+	(void)mail_index_refresh(box->index);
+	view = mail_index_view_open(box->index);
+	sqlbox_read_index_header(mbox, view, &ihdr);
+	mail_index_view_close(&view);
+	if (ihdr.mailbox_id != (uint64_t)mbox->db_box.id ||
+	    ihdr.synced_modseq != mbox->db_box.modseq) {
+		*reason_r = t_strdup_printf("sqlbox: database modseq %"PRIu64
+			" != index's %"PRIu64, mbox->db_box.modseq,
+			ihdr.synced_modseq);
+		return 1;
+	}
+	return 0;
 }
 
 static int
@@ -556,6 +674,7 @@ sqlbox_transaction_begin(struct mailbox *box,
 	struct sqlbox_transaction_context *st;
 
 	st = i_new(struct sqlbox_transaction_context, 1);
+	i_array_init(&st->saved_uids, 4);
 	index_transaction_init(&st->t, box, flags, reason);
 	return &st->t;
 }
@@ -564,6 +683,7 @@ static void sqlbox_transaction_free(struct sqlbox_transaction_context *st)
 {
 	if (array_is_created(&st->changes))
 		array_free(&st->changes);
+	array_free(&st->saved_uids);
 	pool_unref(&st->pool);
 }
 
@@ -573,8 +693,7 @@ sqlbox_transaction_commit(struct mailbox_transaction_context *t,
 {
 	struct sqlbox_transaction_context *st = SQLBOX_TRANSACTION(t);
 	struct sqlbox_mailbox *mbox = SQLBOX_MAILBOX(t->box);
-	unsigned int save_count;
-	uint32_t first_uid;
+	ARRAY_TYPE(seq_range) saved_uids;
 	int ret;
 
 	/* the database first: that's the commit that counts */
@@ -583,9 +702,8 @@ sqlbox_transaction_commit(struct mailbox_transaction_context *t,
 		index_transaction_rollback(t);
 		return -1;
 	}
-	save_count = t->save_ctx == NULL ? 0 :
-		sqlbox_save_get_count(t->save_ctx);
-	first_uid = st->first_saved_uid;
+	t_array_init(&saved_uids, array_count(&st->saved_uids) + 1);
+	array_append_array(&saved_uids, &st->saved_uids);
 	sqlbox_transaction_free(st);
 
 	/* then the index, which is a cache: if it fails, the next sync
@@ -596,10 +714,10 @@ sqlbox_transaction_commit(struct mailbox_transaction_context *t,
 			  "committed database transaction failed (it will be "
 			  "synced again): %s",
 			  mailbox_get_last_internal_error(&mbox->box, NULL));
-		if (save_count > 0 &&
+		if (array_count(&saved_uids) > 0 &&
 		    array_count(&changes_r->saved_uids) == 0) {
-			seq_range_array_add_range(&changes_r->saved_uids,
-				first_uid, first_uid + save_count - 1);
+			array_append_array(&changes_r->saved_uids,
+					   &saved_uids);
 			changes_r->uid_validity = mbox->db_box.uidvalidity;
 		}
 	}
@@ -643,7 +761,7 @@ struct mailbox sqlbox_mailbox = {
 		.enable = index_storage_mailbox_enable,
 		.exists = sqlbox_mailbox_exists,
 		.open = sqlbox_mailbox_open,
-		.close = index_storage_mailbox_close,
+		.close = sqlbox_mailbox_close,
 		.free = index_storage_mailbox_free,
 		.create_box = sqlbox_mailbox_create,
 		.update_box = sqlbox_mailbox_update,
@@ -657,7 +775,7 @@ struct mailbox sqlbox_mailbox = {
 		.attribute_iter_init = index_storage_attribute_iter_init,
 		.attribute_iter_next = index_storage_attribute_iter_next,
 		.attribute_iter_deinit = index_storage_attribute_iter_deinit,
-		.list_index_has_changed = index_storage_list_index_has_changed,
+		.list_index_has_changed = sqlbox_list_index_has_changed,
 		.list_index_update_sync = index_storage_list_index_update_sync,
 		.sync_init = sqlbox_storage_sync_init,
 		.sync_next = index_mailbox_sync_next,

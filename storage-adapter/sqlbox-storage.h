@@ -27,6 +27,9 @@ struct sqlbox_index_header {
 enum sqlbox_index_record_flags {
 	/* the database has a POP3 UIDL for the message */
 	SQLBOX_INDEX_RECORD_FLAG_POP3_UIDL = 0x01,
+	/* the message's GUID isn't 128-bit (guid is its hash): the string
+	   is in the database */
+	SQLBOX_INDEX_RECORD_FLAG_GUID_STRING = 0x02,
 };
 
 /* index extension record: a message's immutable facts from the database */
@@ -55,6 +58,11 @@ struct sqlbox_storage {
 	bool dirs_synced:1;
 };
 
+struct sqlbox_min_modseq {
+	uint32_t uid;
+	uint64_t modseq;
+};
+
 struct sqlbox_mailbox {
 	struct mailbox box;
 	struct sqlbox_storage *storage;
@@ -64,8 +72,22 @@ struct sqlbox_mailbox {
 	struct sqlbox_db_mailbox db_box;
 	/* bodies read ahead when messages are read in order */
 	uint32_t last_stream_seq, prefetched_until_seq;
+	/* GUID strings and stored POP3 UIDLs (immutable), read from the
+	   database in one query on first use, for UIDs below
+	   strings_next_uid of database mailbox strings_mailbox_id */
+	pool_t strings_pool;
+	HASH_TABLE(void *, struct sqlbox_msg_strings *) strings;
+	uint32_t strings_next_uid;
+	int64_t strings_mailbox_id;
+	/* saved here with a min_modseq (dsync) that the index hasn't got
+	   yet: applied when sync adds them */
+	ARRAY(struct sqlbox_min_modseq) min_modseqs;
+	bool min_modseqs_sorted;
 	/* this process committed changes the index doesn't have yet */
 	bool db_changed:1;
+	/* opened only to compare the index with the database for the
+	   mailbox list index: a STATUS must still sync it */
+	bool opened_for_list:1;
 };
 
 /* a flag, keyword or expunge change made in a transaction, written to the
@@ -74,6 +96,8 @@ enum sqlbox_change_type {
 	SQLBOX_CHANGE_FLAGS,
 	SQLBOX_CHANGE_KEYWORDS,
 	SQLBOX_CHANGE_EXPUNGE,
+	/* pop3_save_uidl: store the UIDL POP3 showed (if none is stored) */
+	SQLBOX_CHANGE_POP3_UIDL,
 };
 
 struct sqlbox_change {
@@ -83,6 +107,8 @@ struct sqlbox_change {
 	enum mail_flags flags;
 	/* NULL-terminated, sorted (keyword changes) */
 	const char *const *keywords;
+	/* SQLBOX_CHANGE_POP3_UIDL */
+	const char *pop3_uidl;
 };
 
 struct sqlbox_transaction_context {
@@ -91,7 +117,7 @@ struct sqlbox_transaction_context {
 	pool_t pool;
 	ARRAY(struct sqlbox_change) changes;
 	/* set by the commit: UIDs given to saved messages */
-	uint32_t first_saved_uid;
+	ARRAY_TYPE(seq_range) saved_uids;
 };
 
 #define SQLBOX_STORAGE(s) (container_of(s, struct sqlbox_storage, storage))
@@ -113,6 +139,10 @@ void sqlbox_mailbox_set_db_error(struct sqlbox_mailbox *mbox,
 				 const char *what);
 
 /* sqlbox-mail.c */
+struct sqlbox_msg_strings {
+	const char *guid, *pop3_uidl;
+};
+void sqlbox_mailbox_strings_free(struct sqlbox_mailbox *mbox);
 struct mail *
 sqlbox_mail_alloc(struct mailbox_transaction_context *t,
 		  enum mail_fetch_field wanted_fields,
@@ -188,12 +218,25 @@ void sqlbox_sync_update_message(struct sqlbox_mailbox *mbox,
 				struct sqlbox_keyword_cache *keywords);
 
 /* sqlbox-istream.c */
+enum sqlbox_body_error {
+	SQLBOX_BODY_ERROR_NONE = 0,
+	/* the body doesn't match what was recorded when it was saved: its
+	   size, its SHA-256, its data cut short or chunks missing */
+	SQLBOX_BODY_ERROR_CORRUPT,
+	/* the database is unavailable or busy, or the temporary file for
+	   spooling it can't be written (disk full) */
+	SQLBOX_BODY_ERROR_TEMP,
+	SQLBOX_BODY_ERROR_INTERNAL,
+};
 /* An istream over a stored body, checked against its SHA-256 before any
-   byte is returned. Returns 1 and the stream, 0 if the body doesn't exist,
-   -1 on error (error_r set; *corrupt_r if the body doesn't match). */
+   byte is returned. Returns 1 and the stream, 0 if the body doesn't exist
+   (or owner's row no longer refers to it), -1 on error (*error_type_r and
+   error_r say what). owner NULL: no check. */
 int sqlbox_istream_open(struct sqlbox_db *db, int64_t body_id,
+			const struct sqlbox_body_owner *owner,
 			const char *temp_prefix, struct istream **input_r,
-			bool *corrupt_r, const char **error_r);
+			enum sqlbox_body_error *error_type_r,
+			const char **error_r);
 void sqlbox_sha256(const void *data, size_t size,
 		   unsigned char digest_r[SQLBOX_SHA256_SIZE]);
 

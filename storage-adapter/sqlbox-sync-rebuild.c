@@ -5,6 +5,7 @@
 #include "hash.h"
 #include "str.h"
 #include "mailbox-recent-flags.h"
+#include "mail-index-modseq.h"
 #include "sqlbox-storage.h"
 
 /* The index is a cache of the database: when it's missing, belongs to
@@ -68,6 +69,45 @@ sqlbox_record_fill(const struct sqlbox_db_message *msg,
 	rec_r->pop3_order = msg->pop3_order;
 	if (msg->have_pop3_uidl)
 		rec_r->flags |= SQLBOX_INDEX_RECORD_FLAG_POP3_UIDL;
+	if (msg->guid_is_string)
+		rec_r->flags |= SQLBOX_INDEX_RECORD_FLAG_GUID_STRING;
+}
+
+static int
+sqlbox_min_modseq_cmp(const struct sqlbox_min_modseq *m1,
+		      const struct sqlbox_min_modseq *m2)
+{
+	return m1->uid < m2->uid ? -1 : (m1->uid > m2->uid ? 1 : 0);
+}
+
+static int
+sqlbox_min_modseq_uid_cmp(const uint32_t *uid,
+			  const struct sqlbox_min_modseq *m)
+{
+	return *uid < m->uid ? -1 : (*uid > m->uid ? 1 : 0);
+}
+
+static void
+sqlbox_sync_apply_min_modseq(struct sqlbox_mailbox *mbox,
+			     struct mail_index_transaction *trans,
+			     uint32_t seq, uint32_t uid)
+{
+	struct sqlbox_min_modseq *min;
+
+	if (!array_is_created(&mbox->min_modseqs))
+		return;
+	if (!mbox->min_modseqs_sorted) {
+		array_sort(&mbox->min_modseqs, sqlbox_min_modseq_cmp);
+		mbox->min_modseqs_sorted = TRUE;
+	}
+	min = array_bsearch(&mbox->min_modseqs, &uid,
+			     sqlbox_min_modseq_uid_cmp);
+	if (min != NULL && min->modseq != 0) {
+		mail_index_modseq_enable(mbox->box.index);
+		mail_index_update_modseq(trans, seq, min->modseq);
+		/* used (removing it would move the rest) */
+		min->modseq = 0;
+	}
 }
 
 void sqlbox_sync_add_message(struct sqlbox_mailbox *mbox,
@@ -89,6 +129,7 @@ void sqlbox_sync_add_message(struct sqlbox_mailbox *mbox,
 	} T_END;
 	sqlbox_record_fill(msg, &rec);
 	mail_index_update_ext(trans, seq, mbox->rec_ext_id, &rec, NULL);
+	sqlbox_sync_apply_min_modseq(mbox, trans, seq, msg->uid);
 }
 
 void sqlbox_sync_update_message(struct sqlbox_mailbox *mbox,
@@ -97,8 +138,25 @@ void sqlbox_sync_update_message(struct sqlbox_mailbox *mbox,
 				const struct sqlbox_db_message *msg,
 				struct sqlbox_keyword_cache *keywords)
 {
+	const struct sqlbox_index_record *rec;
+	struct sqlbox_index_record new_rec;
+	const void *data;
+	bool expunged;
+
+	/* a POP3 UIDL stored since (pop3_save_uidl) */
+	if (msg->have_pop3_uidl) {
+		mail_index_lookup_ext(mail_index_transaction_get_view(trans),
+				      seq, mbox->rec_ext_id, &data, &expunged);
+		rec = data;
+		if (rec != NULL &&
+		    (rec->flags & SQLBOX_INDEX_RECORD_FLAG_POP3_UIDL) == 0) {
+			new_rec = *rec;
+			new_rec.flags |= SQLBOX_INDEX_RECORD_FLAG_POP3_UIDL;
+			mail_index_update_ext(trans, seq, mbox->rec_ext_id,
+					      &new_rec, NULL);
+		}
+	}
 	/* the transaction skips what doesn't change anything */
-	(void)mbox;
 	mail_index_update_flags(trans, seq, MODIFY_REPLACE, msg->flags);
 	T_BEGIN {
 		mail_index_update_keywords(trans, seq, MODIFY_REPLACE,

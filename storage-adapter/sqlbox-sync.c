@@ -40,13 +40,24 @@ static void
 sqlbox_sync_expunge_seqs(struct sqlbox_sync_context *ctx,
 			 uint32_t seq1, uint32_t seq2)
 {
+	const struct sqlbox_index_record *rec;
+	const void *data;
 	uint32_t seq, uid;
+	bool expunged;
 
 	for (seq = seq1; seq <= seq2; seq++) {
 		if (mail_index_transaction_is_expunged(ctx->trans, seq))
 			continue;
 		mail_index_lookup_uid(ctx->sync_view, seq, &uid);
-		mail_index_expunge(ctx->trans, seq);
+		/* with the message's GUID in the log, as other storages do:
+		   dsync recognises expunged messages by it */
+		mail_index_lookup_ext(ctx->sync_view, seq,
+				      ctx->mbox->rec_ext_id, &data, &expunged);
+		rec = data;
+		if (rec != NULL && !guid_128_is_empty(rec->guid))
+			mail_index_expunge_guid(ctx->trans, seq, rec->guid);
+		else
+			mail_index_expunge(ctx->trans, seq);
 		seq_range_array_add(&ctx->expunged_uids, uid);
 	}
 }

@@ -92,6 +92,9 @@ static void test_sqlbox_schema_upgrade(void)
 				   "VALUES (7, 1, 'INBOX', "
 				   "'00112233445566778899aabbccddeeff', 1234, "
 				   "5, 9)", NULL, 0) == 1);
+	test_assert(sqlbox_db_exec(db, "INSERT INTO bodies (id, size, sha256, "
+				   "data) VALUES (5, 1, x'00', 'x')",
+				   NULL, 0) == 1);
 	/* version 1 has no expunge_floor */
 	test_assert(test_count(db, "SELECT expunge_floor FROM mailboxes") < 0);
 	sqlbox_db_deinit(&db);
@@ -108,6 +111,21 @@ static void test_sqlbox_schema_upgrade(void)
 		    box.expunge_floor == 0);
 	test_assert_strcmp(guid_128_to_string(box.guid),
 			   "00112233445566778899aabbccddeeff");
+	/* body ids continue above the existing ones, and one deleted isn't
+	   given again */
+	unsigned char sha[SQLBOX_SHA256_SIZE] = { 0 };
+	struct istream *input = i_stream_create_from_data("abc", 3);
+	int64_t body_id;
+	test_assert(sqlbox_db_begin(db, TRUE) == 0);
+	test_assert(sqlbox_db_body_write(db, input, 3, sha, &body_id) == 0);
+	test_assert(body_id == 6);
+	test_assert(sqlbox_db_exec(db, "DELETE FROM bodies WHERE id = 6",
+				   NULL, 0) == 1);
+	i_stream_seek(input, 0);
+	test_assert(sqlbox_db_body_write(db, input, 3, sha, &body_id) == 0);
+	test_assert(body_id == 7);
+	test_assert(sqlbox_db_commit(db) == 0);
+	i_stream_unref(&input);
 	sqlbox_db_deinit(&db);
 	test_end();
 }
@@ -309,7 +327,7 @@ static void test_body(struct sqlbox_db *db, size_t size)
 	const unsigned char *data;
 	buffer_t *body, *read_back;
 	const char *error;
-	bool corrupt;
+	enum sqlbox_body_error error_type;
 	int64_t body_id;
 	size_t i, n;
 
@@ -324,7 +342,7 @@ static void test_body(struct sqlbox_db *db, size_t size)
 	test_assert(sqlbox_db_commit(db) == 0);
 	i_stream_unref(&input);
 
-	test_assert(sqlbox_istream_open(db, body_id, NULL, &input, &corrupt,
+	test_assert(sqlbox_istream_open(db, body_id, NULL, NULL, &input, &error_type,
 					&error) == 1);
 	read_back = buffer_create_dynamic(default_pool, size);
 	while (i_stream_read_more(input, &data, &n) > 0) {
@@ -347,13 +365,13 @@ static void test_body(struct sqlbox_db *db, size_t size)
 	test_assert(sqlbox_db_exec(db, "UPDATE bodies SET data = CAST("
 		"substr(data, 1, $2 - 1) || 'Z' || substr(data, $2 + 1) "
 		"AS BLOB) WHERE id = $1", params, N_ELEMENTS(params)) == 1);
-	test_assert(sqlbox_istream_open(db, body_id, NULL, &input, &corrupt,
+	test_assert(sqlbox_istream_open(db, body_id, NULL, NULL, &input, &error_type,
 					&error) == -1);
-	test_assert(corrupt);
+	test_assert(error_type == SQLBOX_BODY_ERROR_CORRUPT);
 	test_assert(strstr(error, "SHA-256") != NULL);
 
 	/* a missing body is "expunged" */
-	test_assert(sqlbox_istream_open(db, body_id + 1000, NULL, &input, &corrupt,
+	test_assert(sqlbox_istream_open(db, body_id + 1000, NULL, NULL, &input, &error_type,
 					&error) == 0);
 	buffer_free(&body);
 	buffer_free(&read_back);

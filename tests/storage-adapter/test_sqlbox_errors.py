@@ -70,7 +70,7 @@ class SqlboxDatabaseErrorTest(TestCase):
         with self.assertRaises((poplib.error_proto, OSError, EOFError)):
             d.pop3("alice").stat()
         d.wait_log("Database schema version 99 is newer than this sqlbox "
-                   "understands (version 2): refusing to use it")
+                   "understands (version 3): refusing to use it")
         # untouched
         self.assertEqual(sqlite_query(path, "SELECT version FROM "
                                       "sqlbox_schema"), [[99]])
@@ -78,7 +78,7 @@ class SqlboxDatabaseErrorTest(TestCase):
                          [[2]])
 
         # a known version works again
-        sqlite_run(path, [("UPDATE sqlbox_schema SET version = 2", [])])
+        sqlite_run(path, [("UPDATE sqlbox_schema SET version = 3", [])])
         p = d.pop3("alice")
         self.assertEqual(p.stat()[0], 2)
         p.quit()
