@@ -80,9 +80,26 @@ def find_unit_tests(builddir):
     return sorted(tests)
 
 
+def instrumented(builddir):
+    """Whether builddir was configured with --enable-sanitizers."""
+    try:
+        with open(os.path.join(builddir, "sanitizers.env")) as f:
+            return "enabled=yes" in f.read().split()
+    except FileNotFoundError:
+        return False
+
+
+# the instrumented unit tests check for leaks themselves (valgrind can't
+# run ASan programs); a report makes the program exit non-zero
+UNIT_ASAN_OPTIONS = "detect_leaks=1:abort_on_error=0:print_summary=1"
+UNIT_UBSAN_OPTIONS = "print_stacktrace=1:halt_on_error=1"
+
+
 def run_unit_test(path, builddir, valgrind, results):
     rel = os.path.relpath(path, builddir)
     cmd = [path]
+    run_env = dict(os.environ, ASAN_OPTIONS=UNIT_ASAN_OPTIONS,
+                   UBSAN_OPTIONS=UNIT_UBSAN_OPTIONS)
     vlog = None
     if valgrind:
         fd, vlog = tempfile.mkstemp(prefix="valgrind.")
@@ -92,7 +109,7 @@ def run_unit_test(path, builddir, valgrind, results):
     start = time.monotonic()
     try:
         p = subprocess.run(cmd, cwd=os.path.dirname(path), capture_output=True,
-                           text=True, timeout=600)
+                           text=True, timeout=600, env=run_env)
         out, code = p.stdout + p.stderr, p.returncode
     except subprocess.TimeoutExpired as e:
         out, code = "timed out after 600s\n%s" % (e.stdout or ""), -1
@@ -140,7 +157,16 @@ def run_module_child(path, result_file, pattern):
     import unittest
     sys.path.insert(0, os.path.join(HERE, "lib"))
     sys.path.insert(0, os.path.dirname(path))
+    from pop3ext_harness import sanitizers
     out = open(result_file, "a")
+
+    def sanitizer_reports(test):
+        """Reports the sanitizers wrote in the test's work dir (its
+        instances'), in an instrumented build."""
+        if not sanitizers.enabled() or not hasattr(test, "workdir"):
+            return ""
+        found = sanitizers.reports(test.workdir)
+        return sanitizers.describe(found) if found else ""
 
     def emit(status, test, detail="", secs=None):
         out.write(json.dumps({"status": status, "name": test.id(),
@@ -157,12 +183,21 @@ def run_module_child(path, result_file, pattern):
 
         def addSuccess(self, test):
             super().addSuccess(test)
+            # (after the test's cleanups: its instances have stopped)
+            reports = sanitizer_reports(test)
+            if reports:
+                emit("fail", test, "%s\nkept: %s" % (reports, test.workdir),
+                     self._secs())
+                return
             if hasattr(test, "remove_workdir"):
                 test.remove_workdir()
             emit("ok", test, secs=self._secs())
 
         def _fail(self, test, err):
             detail = self._exc_info_to_string(err, test)
+            reports = sanitizer_reports(test)
+            if reports:
+                detail += "\n" + reports
             if hasattr(test, "workdir"):
                 detail += "\nkept: %s" % test.workdir
             emit("fail", test, detail, self._secs())
@@ -303,7 +338,7 @@ def main():
     args.srcdir = os.path.abspath(args.srcdir)
     args.builddir = os.path.abspath(args.builddir or
                                     os.path.join(args.srcdir, "build"))
-    if os.geteuid() != 0:
+    if os.geteuid() != 0 and not args.unit_only:
         log("The integration tests start Dovecot, slapd and PostgreSQL as "
             "they run in production and must run as root.")
     results = Results()
@@ -322,7 +357,11 @@ def main():
     os.chmod(workroot, 0o755)
 
     if not args.integration_only:
-        valgrind = not args.no_valgrind and shutil.which("valgrind")
+        valgrind = not args.no_valgrind and shutil.which("valgrind") and \
+            not instrumented(args.builddir)
+        if instrumented(args.builddir):
+            log("note    sanitizer build: unit tests run under ASan/UBSan, "
+                "Dovecot's processes with the runtimes preloaded")
         for path in find_unit_tests(args.builddir):
             if args.k and not re.search(args.k, path):
                 continue
