@@ -2,8 +2,11 @@
 """Runs every test of dovecot-pop3ext and ends with the line
 `N passed, N failed` (and `, N skipped` when some were skipped).
 
-  - the C unit tests (test-* programs built by `make check`), under valgrind,
-    each test line they print counted as one test;
+  - the C unit tests (test-* programs built by `make check`), under valgrind
+    (under ASan/UBSan in a --enable-sanitizers build), each test line they
+    print counted as one test;
+  - the libFuzzer targets (fuzz/fuzz-*, when clang built them), each for a
+    short fixed number of executions from its seed corpus, one test each;
   - the integration tests: tests/<area>/test_*.py, unittest modules that
     start real Dovecot (and slapd, PostgreSQL, ...) instances; modules run in
     parallel (--jobs), the tests of one module in order.
@@ -11,8 +14,14 @@
 The work directory of a failed test (configs, logs, mail) is kept under
 /tmp/pop3ext-test-work-<hash of the build dir>/ and named in the output.
 
+In a build configured with --enable-sanitizers the integration tests run
+Dovecot with the sanitizer runtimes, and a test after which a report is
+found in its work dir fails with it (tests/lib/pop3ext_harness/
+sanitizers.py).
+
 Usage: run.py [--srcdir DIR] [--builddir DIR] [--jobs N] [--no-valgrind]
-              [--unit-only | --integration-only] [-k PATTERN]
+              [--unit-only | --integration-only] [--no-fuzz]
+              [--fuzz-runs N] [-k PATTERN]
 """
 
 import argparse
@@ -135,6 +144,53 @@ def run_unit_test(path, builddir, valgrind, results):
         # a program without test lines (e.g. a compile check) passes by
         # running cleanly
         results.add("ok", rel, seconds=secs)
+
+
+# -- fuzz targets ---------------------------------------------------------------
+
+# executions per target in the test command (bench/fuzz.sh runs millions);
+# the ledger target writes and reads four files per execution
+FUZZ_RUNS = {"default": 50000, "state": 4000}
+
+
+def find_fuzz_targets(builddir):
+    return sorted(p for p in glob.glob(os.path.join(builddir, "fuzz",
+                                                    "fuzz-*"))
+                  if os.path.isfile(p) and os.access(p, os.X_OK) and
+                  not p.endswith((".c", ".h", ".o")))
+
+
+def run_fuzz_target(path, args, workroot, results, runs=None):
+    """One libFuzzer target for a fixed number of executions, from its seed
+    corpus (fuzz/corpus/<name>, only read: new inputs go to a scratch dir).
+    A crash, leak, timeout or failed check fails it."""
+    name = os.path.basename(path)[len("fuzz-"):]
+    runs = runs or FUZZ_RUNS.get(name, FUZZ_RUNS["default"])
+    scratch = tempfile.mkdtemp(prefix="fuzz-%s." % name, dir=workroot)
+    corpus = os.path.join(scratch, "corpus")
+    os.makedirs(corpus)
+    seeds = os.path.join(args.srcdir, "fuzz", "corpus", name)
+    cmd = [path, "-runs=%d" % runs, "-seed=1", "-max_len=4096",
+           "-timeout=10", "-rss_limit_mb=2048",
+           "-artifact_prefix=%s/" % scratch, corpus]
+    if os.path.isdir(seeds):
+        cmd.append(seeds)
+    start = time.monotonic()
+    try:
+        p = subprocess.run(cmd, cwd=scratch, capture_output=True, text=True,
+                           timeout=900)
+        out, code = p.stdout + p.stderr, p.returncode
+    except subprocess.TimeoutExpired as e:
+        out, code = "timed out after 900s\n%s" % (e.stderr or ""), -1
+    secs = time.monotonic() - start
+    label = "fuzz/%s (%d runs)" % (name, runs)
+    if code == 0 and re.search(r"^Done %d runs" % runs, out, re.M):
+        results.add("ok", label, seconds=secs)
+        shutil.rmtree(scratch, ignore_errors=True)
+    else:
+        artifacts = [n for n in os.listdir(scratch) if n != "corpus"]
+        results.add("fail", label, "%s\nartifacts (kept): %s in %s" % (
+            out[-6000:], " ".join(artifacts) or "none", scratch), secs)
 
 
 # -- integration tests ----------------------------------------------------------
@@ -326,6 +382,11 @@ def main():
     ap.add_argument("--no-valgrind", action="store_true")
     ap.add_argument("--unit-only", action="store_true")
     ap.add_argument("--integration-only", action="store_true")
+    ap.add_argument("--no-fuzz", action="store_true",
+                    help="don't run the fuzz targets")
+    ap.add_argument("--fuzz-runs", type=int,
+                    help="executions per fuzz target (default: %s)"
+                    % FUZZ_RUNS)
     ap.add_argument("--module-timeout", type=int, default=1800)
     ap.add_argument("-k", help="only tests whose path or id matches")
     ap.add_argument("--child")
@@ -366,6 +427,16 @@ def main():
             if args.k and not re.search(args.k, path):
                 continue
             run_unit_test(path, args.builddir, valgrind, results)
+
+    if not args.integration_only and not args.no_fuzz:
+        targets = find_fuzz_targets(args.builddir)
+        if not targets and (not args.k or re.search(args.k, "fuzz/")):
+            results.add("skip", "fuzz", "no fuzz targets built (configure "
+                        "found no clang that builds them)")
+        for path in targets:
+            if args.k and not re.search(args.k, path):
+                continue
+            run_fuzz_target(path, args, workroot, results, args.fuzz_runs)
 
     if not args.unit_only:
         # -k matches modules by path, or tests by id within them
