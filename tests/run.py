@@ -149,8 +149,9 @@ def run_unit_test(path, builddir, valgrind, results):
 # -- fuzz targets ---------------------------------------------------------------
 
 # executions per target in the test command (bench/fuzz.sh runs millions);
-# the ledger target writes and reads four files per execution
-FUZZ_RUNS = {"default": 50000, "state": 4000}
+# the ledger target writes and reads four files per execution, the sqlbox
+# rows target runs a SQLite transaction
+FUZZ_RUNS = {"default": 50000, "state": 4000, "sqlbox-rows": 4000}
 
 
 def find_fuzz_targets(builddir):
