@@ -38,7 +38,7 @@ fi
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 make -C "$builddir" -j"$(nproc)" --no-print-directory check-all \
-	TESTFLAGS="$*" 2>&1 | tee "$log"
+	TESTFLAGS="$(printf "%q " "$@")" 2>&1 | tee "$log"
 rc=${PIPESTATUS[0]}
 # make prints its own lines after the runner's count; repeat the count last
 count=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$log" | tail -1)
