@@ -37,6 +37,7 @@ class SanitizerGateTest(h.TestCase):
                                  mail_plugins=FAULT_PLUGIN,
                                  plugin_settings={
                                      "pop3ext_sanitizer_fault": fault}))
+        sanitizers.add_fault_plugin(d)
         d.start()
         self.fault_root = root
         return d

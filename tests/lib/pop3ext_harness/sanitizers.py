@@ -101,6 +101,17 @@ def options_library():
     return _options_lib[0]
 
 
+def add_fault_plugin(dovecot):
+    """Puts the test-only plugin with deliberate defects (tests/sanitizers/
+    fixtures/pop3ext-sanitizer-fault-plugin.c) into an instance's plugin
+    dir, before it starts, as mail plugin pop3ext_sanitizer_fault."""
+    src = env.built("tests/sanitizers/.libs/pop3ext_sanitizer_fault.so")
+    dst = os.path.join(dovecot.plugin_dir,
+                       "lib99_pop3ext_sanitizer_fault_plugin.so")
+    shutil.copy(src, dst)
+    os.chmod(dst, 0o755)
+
+
 def preload(other=None):
     """An LD_PRELOAD value: when enabled, the ASan runtime first, the
     options library, gcc's UBSan runtime; then other (e.g. pam_wrapper).
