@@ -194,6 +194,32 @@ def run_fuzz_target(path, args, workroot, results, runs=None):
             out[-6000:], " ".join(artifacts) or "none", scratch), secs)
 
 
+def run_known_crashes(path, args, results):
+    """The inputs of fuzz/known-crashes/<name>/ (crashes in code outside
+    fuzz/, not fixed yet), with the target's guard off: each is a skip
+    while it still crashes, and passes once it is fixed (then it belongs
+    in fuzz/corpus/<name>/ and the guard can go)."""
+    name = os.path.basename(path)[len("fuzz-"):]
+    kdir = os.path.join(args.srcdir, "fuzz", "known-crashes", name)
+    if not os.path.isdir(kdir):
+        return
+    for f in sorted(os.listdir(kdir)):
+        label = "fuzz/%s known crash %s" % (name, f)
+        env = dict(os.environ, POP3EXT_FUZZ_KNOWN_CRASHES="1")
+        with tempfile.TemporaryDirectory(prefix="fuzz-known.") as scratch:
+            p = subprocess.run([path, "-artifact_prefix=%s/" % scratch,
+                                os.path.join(kdir, f)], cwd=scratch,
+                               capture_output=True, text=True, timeout=120,
+                               env=env)
+        if p.returncode != 0:
+            crash = [line for line in (p.stdout + p.stderr).splitlines()
+                     if "Panic:" in line or "ERROR:" in line]
+            results.add("skip", label, "still crashes, see "
+                        "docs/RELIABILITY.md: %s" % (crash[:1] or ["?"])[0])
+        else:
+            results.add("ok", label)
+
+
 # -- integration tests ----------------------------------------------------------
 
 def find_modules(srcdir, pattern):
@@ -438,6 +464,7 @@ def main():
             if args.k and not re.search(args.k, path):
                 continue
             run_fuzz_target(path, args, workroot, results, args.fuzz_runs)
+            run_known_crashes(path, args, results)
 
     if not args.unit_only:
         # -k matches modules by path, or tests by id within them
