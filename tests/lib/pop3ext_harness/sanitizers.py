@@ -137,8 +137,12 @@ def environment(logdir):
         return {}
     # one path for both: gcc's two runtimes share one report file
     logpath = "log_path=" + os.path.join(logdir, "report")
-    asan = ASAN_OPTIONS + [logpath]
-    ubsan = UBSAN_OPTIONS + [logpath]
+    # POP3EXT_ASAN_OPTIONS / POP3EXT_UBSAN_OPTIONS: more options (a later
+    # one wins), e.g. detect_leaks=1
+    asan = ASAN_OPTIONS + [o for o in os.environ.get(
+        "POP3EXT_ASAN_OPTIONS", "").split(":") if o] + [logpath]
+    ubsan = UBSAN_OPTIONS + [o for o in os.environ.get(
+        "POP3EXT_UBSAN_OPTIONS", "").split(":") if o] + [logpath]
     e = {"LD_PRELOAD": preload(),
          "ASAN_OPTIONS": ":".join(asan),
          "UBSAN_OPTIONS": ":".join(ubsan)}
@@ -150,10 +154,12 @@ def environment(logdir):
 
 
 # what a runtime's report starts with, where one went to stderr (and so to
-# Dovecot's log) instead of log_path
+# Dovecot's log) instead of log_path; "Can't open file" is a runtime that
+# had a report to write and could not (a chrooted login process)
 _MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
             "AddressSanitizer:DEADLYSIGNAL", ": runtime error: ",
-            "SUMMARY: UndefinedBehaviorSanitizer")
+            "SUMMARY: UndefinedBehaviorSanitizer",
+            "ERROR: Can't open file: ")
 
 
 def _log_reports(root):
