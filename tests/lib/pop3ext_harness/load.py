@@ -129,7 +129,7 @@ def _instance_processes(d):
     return found
 
 
-def _pop3_session(d, user, password, rnd, result, drop_fraction):
+def _pop3_session(d, user, password, rnd, result, drop):
     try:
         p = poplib.POP3("127.0.0.1", d.pop3_port, timeout=60)
         p.user(user)
@@ -162,7 +162,7 @@ def _pop3_session(d, user, password, rnd, result, drop_fraction):
                 continue
             p.dele(n)
             deleted.add(int(m.group(1)))
-        if count and rnd.random() < drop_fraction:
+        if count and drop:
             # a client that goes away mid-command: RETR sent, answer
             # not read, no QUIT - nothing it deleted may go
             p.sock.sendall(b"RETR %d\r\n" % rnd.choice(sorted(uidls)))
@@ -252,14 +252,18 @@ def run(d, users, password, seconds, deliver_threads=1, drop_fraction=0.1,
     stop = threading.Event()
     threads = []
 
-    def worker(user, wseed):
+    def worker(k, user, wseed):
         wrnd = random.Random(wseed)
+        # the first session of every tenth user drops for sure (it has
+        # the preloaded mail), so that some do however few run
+        drop = k % 10 == 0
         while not stop.is_set():
-            _pop3_session(d, user, password, wrnd, result, drop_fraction)
+            _pop3_session(d, user, password, wrnd, result, drop)
+            drop = wrnd.random() < drop_fraction
 
     for k, user in enumerate(users):
         threads.append(threading.Thread(target=worker,
-                                        args=(user, seed * 100003 + k)))
+                                        args=(k, user, seed * 100003 + k)))
     for k in range(deliver_threads):
         threads.append(threading.Thread(
             target=_deliverer, args=(d, users, random.Random(seed + k), result,
@@ -281,7 +285,7 @@ def run(d, users, password, seconds, deliver_threads=1, drop_fraction=0.1,
     result.seconds = time.monotonic() - start
     # every session ended: its pop3 process must go (a dropped client's
     # process ends when it notices the hang-up)
-    wait_end = time.monotonic() + 30
+    wait_end = time.monotonic() + 60
     while time.monotonic() < wait_end:
         left = [pid for pid, (name, _) in _instance_processes(d).items()
                 if name == "pop3"]
