@@ -146,6 +146,15 @@ static void fuzz_setup_db(void)
 		i_fatal("expunge failed");
 }
 
+/* the scratch dir goes when the fuzzer exits normally (a crash leaves it
+   for a look) */
+static void fuzz_remove_dir(void)
+{
+	const char *error;
+
+	(void)unlink_directory(fuzz_dir, UNLINK_DIRECTORY_FLAG_RMDIR, &error);
+}
+
 int LLVMFuzzerInitialize(int *argc ATTR_UNUSED, char ***argv ATTR_UNUSED)
 {
 	char tmpl[] = "/tmp/pop3ext-fuzz-sqlbox.XXXXXX";
@@ -154,6 +163,7 @@ int LLVMFuzzerInitialize(int *argc ATTR_UNUSED, char ***argv ATTR_UNUSED)
 	if (mkdtemp(tmpl) == NULL)
 		i_fatal("mkdtemp() failed: %m");
 	fuzz_dir = i_strdup(tmpl);
+	atexit(fuzz_remove_dir);
 	hash_table_create(&fuzz_sql, default_pool, 0, str_hash, strcmp);
 	T_BEGIN {
 		fuzz_setup_db();

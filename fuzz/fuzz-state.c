@@ -10,6 +10,7 @@
 
 #include "fuzz-common.h"
 #include "write-full.h"
+#include "unlink-directory.h"
 #include "pop3ext-state.h"
 
 #include <fcntl.h>
@@ -19,6 +20,15 @@
 static const char *fuzz_dir;
 static struct event *fuzz_event;
 
+/* the scratch dir goes when the fuzzer exits normally (a crash leaves it
+   for a look) */
+static void fuzz_remove_dir(void)
+{
+	const char *error;
+
+	(void)unlink_directory(fuzz_dir, UNLINK_DIRECTORY_FLAG_RMDIR, &error);
+}
+
 int LLVMFuzzerInitialize(int *argc ATTR_UNUSED, char ***argv ATTR_UNUSED)
 {
 	char tmpl[] = "/tmp/pop3ext-fuzz-state.XXXXXX";
@@ -27,6 +37,7 @@ int LLVMFuzzerInitialize(int *argc ATTR_UNUSED, char ***argv ATTR_UNUSED)
 	if (mkdtemp(tmpl) == NULL)
 		i_fatal("mkdtemp() failed: %m");
 	fuzz_dir = i_strdup(tmpl);
+	atexit(fuzz_remove_dir);
 	fuzz_event = event_create(NULL);
 	return 0;
 }
