@@ -21,6 +21,9 @@ PACKAGES=(
 	slapd ldap-utils libpam-wrapper postgresql-15 sqlite3
 	# benchmarks: Dovecot's own ldap passdb, measured against pop3ext's
 	dovecot-ldap
+	# the quality gate: gcc's ASan/UBSan runtimes (--enable-sanitizers),
+	# clang with libFuzzer for fuzz/, llvm-symbolizer for their stacks
+	libasan8 libubsan1 clang libclang-rt-14-dev llvm
 )
 
 missing=()

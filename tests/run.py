@@ -2,8 +2,11 @@
 """Runs every test of dovecot-pop3ext and ends with the line
 `N passed, N failed` (and `, N skipped` when some were skipped).
 
-  - the C unit tests (test-* programs built by `make check`), under valgrind,
-    each test line they print counted as one test;
+  - the C unit tests (test-* programs built by `make check`), under valgrind
+    (under ASan/UBSan in a --enable-sanitizers build), each test line they
+    print counted as one test;
+  - the libFuzzer targets (fuzz/fuzz-*, when clang built them), each for a
+    short fixed number of executions from its seed corpus, one test each;
   - the integration tests: tests/<area>/test_*.py, unittest modules that
     start real Dovecot (and slapd, PostgreSQL, ...) instances; modules run in
     parallel (--jobs), the tests of one module in order.
@@ -11,8 +14,14 @@
 The work directory of a failed test (configs, logs, mail) is kept under
 /tmp/pop3ext-test-work-<hash of the build dir>/ and named in the output.
 
+In a build configured with --enable-sanitizers the integration tests run
+Dovecot with the sanitizer runtimes, and a test after which a report is
+found in its work dir fails with it (tests/lib/pop3ext_harness/
+sanitizers.py).
+
 Usage: run.py [--srcdir DIR] [--builddir DIR] [--jobs N] [--no-valgrind]
-              [--unit-only | --integration-only] [-k PATTERN]
+              [--unit-only | --integration-only] [--no-fuzz]
+              [--fuzz-runs N] [-k PATTERN]
 """
 
 import argparse
@@ -80,9 +89,26 @@ def find_unit_tests(builddir):
     return sorted(tests)
 
 
+def instrumented(builddir):
+    """Whether builddir was configured with --enable-sanitizers."""
+    try:
+        with open(os.path.join(builddir, "sanitizers.env")) as f:
+            return "enabled=yes" in f.read().split()
+    except FileNotFoundError:
+        return False
+
+
+# the instrumented unit tests check for leaks themselves (valgrind can't
+# run ASan programs); a report makes the program exit non-zero
+UNIT_ASAN_OPTIONS = "detect_leaks=1:abort_on_error=0:print_summary=1"
+UNIT_UBSAN_OPTIONS = "print_stacktrace=1:halt_on_error=1"
+
+
 def run_unit_test(path, builddir, valgrind, results):
     rel = os.path.relpath(path, builddir)
     cmd = [path]
+    run_env = dict(os.environ, ASAN_OPTIONS=UNIT_ASAN_OPTIONS,
+                   UBSAN_OPTIONS=UNIT_UBSAN_OPTIONS)
     vlog = None
     if valgrind:
         fd, vlog = tempfile.mkstemp(prefix="valgrind.")
@@ -92,7 +118,7 @@ def run_unit_test(path, builddir, valgrind, results):
     start = time.monotonic()
     try:
         p = subprocess.run(cmd, cwd=os.path.dirname(path), capture_output=True,
-                           text=True, timeout=600)
+                           text=True, timeout=600, env=run_env)
         out, code = p.stdout + p.stderr, p.returncode
     except subprocess.TimeoutExpired as e:
         out, code = "timed out after 600s\n%s" % (e.stdout or ""), -1
@@ -120,6 +146,80 @@ def run_unit_test(path, builddir, valgrind, results):
         results.add("ok", rel, seconds=secs)
 
 
+# -- fuzz targets ---------------------------------------------------------------
+
+# executions per target in the test command (bench/fuzz.sh runs millions);
+# the ledger target writes and reads four files per execution, the sqlbox
+# rows target runs a SQLite transaction
+FUZZ_RUNS = {"default": 50000, "state": 4000, "sqlbox-rows": 4000}
+
+
+def find_fuzz_targets(builddir):
+    return sorted(p for p in glob.glob(os.path.join(builddir, "fuzz",
+                                                    "fuzz-*"))
+                  if os.path.isfile(p) and os.access(p, os.X_OK) and
+                  not p.endswith((".c", ".h", ".o")))
+
+
+def run_fuzz_target(path, args, workroot, results, runs=None):
+    """One libFuzzer target for a fixed number of executions, from its seed
+    corpus (fuzz/corpus/<name>, only read: new inputs go to a scratch dir).
+    A crash, leak, timeout or failed check fails it."""
+    name = os.path.basename(path)[len("fuzz-"):]
+    runs = runs or FUZZ_RUNS.get(name, FUZZ_RUNS["default"])
+    scratch = tempfile.mkdtemp(prefix="fuzz-%s." % name, dir=workroot)
+    corpus = os.path.join(scratch, "corpus")
+    os.makedirs(corpus)
+    seeds = os.path.join(args.srcdir, "fuzz", "corpus", name)
+    cmd = [path, "-runs=%d" % runs, "-seed=1", "-max_len=4096",
+           "-timeout=10", "-rss_limit_mb=2048",
+           "-artifact_prefix=%s/" % scratch, corpus]
+    if os.path.isdir(seeds):
+        cmd.append(seeds)
+    start = time.monotonic()
+    try:
+        p = subprocess.run(cmd, cwd=scratch, capture_output=True, text=True,
+                           timeout=900)
+        out, code = p.stdout + p.stderr, p.returncode
+    except subprocess.TimeoutExpired as e:
+        out, code = "timed out after 900s\n%s" % (e.stderr or ""), -1
+    secs = time.monotonic() - start
+    label = "fuzz/%s (%d runs)" % (name, runs)
+    if code == 0 and re.search(r"^Done %d runs" % runs, out, re.M):
+        results.add("ok", label, seconds=secs)
+        shutil.rmtree(scratch, ignore_errors=True)
+    else:
+        artifacts = [n for n in os.listdir(scratch) if n != "corpus"]
+        results.add("fail", label, "%s\nartifacts (kept): %s in %s" % (
+            out[-6000:], " ".join(artifacts) or "none", scratch), secs)
+
+
+def run_known_crashes(path, args, results):
+    """The inputs of fuzz/known-crashes/<name>/ (crashes in code outside
+    fuzz/, not fixed yet), with the target's guard off: each is a skip
+    while it still crashes, and passes once it is fixed (then it belongs
+    in fuzz/corpus/<name>/ and the guard can go)."""
+    name = os.path.basename(path)[len("fuzz-"):]
+    kdir = os.path.join(args.srcdir, "fuzz", "known-crashes", name)
+    if not os.path.isdir(kdir):
+        return
+    for f in sorted(os.listdir(kdir)):
+        label = "fuzz/%s known crash %s" % (name, f)
+        env = dict(os.environ, POP3EXT_FUZZ_KNOWN_CRASHES="1")
+        with tempfile.TemporaryDirectory(prefix="fuzz-known.") as scratch:
+            p = subprocess.run([path, "-artifact_prefix=%s/" % scratch,
+                                os.path.join(kdir, f)], cwd=scratch,
+                               capture_output=True, text=True, timeout=120,
+                               env=env)
+        if p.returncode != 0:
+            crash = [line for line in (p.stdout + p.stderr).splitlines()
+                     if "Panic:" in line or "ERROR:" in line]
+            results.add("skip", label, "still crashes, see "
+                        "docs/RELIABILITY.md: %s" % (crash[:1] or ["?"])[0])
+        else:
+            results.add("ok", label)
+
+
 # -- integration tests ----------------------------------------------------------
 
 def find_modules(srcdir, pattern):
@@ -140,7 +240,16 @@ def run_module_child(path, result_file, pattern):
     import unittest
     sys.path.insert(0, os.path.join(HERE, "lib"))
     sys.path.insert(0, os.path.dirname(path))
+    from pop3ext_harness import sanitizers
     out = open(result_file, "a")
+
+    def sanitizer_reports(test):
+        """Reports the sanitizers wrote in the test's work dir (its
+        instances'), in an instrumented build."""
+        if not sanitizers.enabled() or not hasattr(test, "workdir"):
+            return ""
+        found = sanitizers.reports(test.workdir)
+        return sanitizers.describe(found) if found else ""
 
     def emit(status, test, detail="", secs=None):
         out.write(json.dumps({"status": status, "name": test.id(),
@@ -157,12 +266,21 @@ def run_module_child(path, result_file, pattern):
 
         def addSuccess(self, test):
             super().addSuccess(test)
+            # (after the test's cleanups: its instances have stopped)
+            reports = sanitizer_reports(test)
+            if reports:
+                emit("fail", test, "%s\nkept: %s" % (reports, test.workdir),
+                     self._secs())
+                return
             if hasattr(test, "remove_workdir"):
                 test.remove_workdir()
             emit("ok", test, secs=self._secs())
 
         def _fail(self, test, err):
             detail = self._exc_info_to_string(err, test)
+            reports = sanitizer_reports(test)
+            if reports:
+                detail += "\n" + reports
             if hasattr(test, "workdir"):
                 detail += "\nkept: %s" % test.workdir
             emit("fail", test, detail, self._secs())
@@ -291,6 +409,11 @@ def main():
     ap.add_argument("--no-valgrind", action="store_true")
     ap.add_argument("--unit-only", action="store_true")
     ap.add_argument("--integration-only", action="store_true")
+    ap.add_argument("--no-fuzz", action="store_true",
+                    help="don't run the fuzz targets")
+    ap.add_argument("--fuzz-runs", type=int,
+                    help="executions per fuzz target (default: %s)"
+                    % FUZZ_RUNS)
     ap.add_argument("--module-timeout", type=int, default=1800)
     ap.add_argument("-k", help="only tests whose path or id matches")
     ap.add_argument("--child")
@@ -303,7 +426,7 @@ def main():
     args.srcdir = os.path.abspath(args.srcdir)
     args.builddir = os.path.abspath(args.builddir or
                                     os.path.join(args.srcdir, "build"))
-    if os.geteuid() != 0:
+    if os.geteuid() != 0 and not args.unit_only:
         log("The integration tests start Dovecot, slapd and PostgreSQL as "
             "they run in production and must run as root.")
     results = Results()
@@ -322,11 +445,26 @@ def main():
     os.chmod(workroot, 0o755)
 
     if not args.integration_only:
-        valgrind = not args.no_valgrind and shutil.which("valgrind")
+        valgrind = not args.no_valgrind and shutil.which("valgrind") and \
+            not instrumented(args.builddir)
+        if instrumented(args.builddir):
+            log("note    sanitizer build: unit tests run under ASan/UBSan, "
+                "Dovecot's processes with the runtimes preloaded")
         for path in find_unit_tests(args.builddir):
             if args.k and not re.search(args.k, path):
                 continue
             run_unit_test(path, args.builddir, valgrind, results)
+
+    if not args.integration_only and not args.no_fuzz:
+        targets = find_fuzz_targets(args.builddir)
+        if not targets and (not args.k or re.search(args.k, "fuzz/")):
+            results.add("skip", "fuzz", "no fuzz targets built (configure "
+                        "found no clang that builds them)")
+        for path in targets:
+            if args.k and not re.search(args.k, path):
+                continue
+            run_fuzz_target(path, args, workroot, results, args.fuzz_runs)
+            run_known_crashes(path, args, results)
 
     if not args.unit_only:
         # -k matches modules by path, or tests by id within them

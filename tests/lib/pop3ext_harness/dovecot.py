@@ -27,6 +27,7 @@ import tempfile
 import time
 
 from . import env
+from . import sanitizers
 from .ports import free_port, wait_port
 
 MAIL_USER = "nobody"
@@ -271,12 +272,22 @@ class Dovecot:
         c.append("disable_plaintext_auth = no")
         c.append("auth_mechanisms = plain login")
         c.append("mail_max_userip_connections = 100")
-        c.append("default_vsz_limit = 2G")
+        # ASan maps terabytes of shadow memory (not resident): no limit
+        c.append("default_vsz_limit = %s"
+                 % ("0" if sanitizers.enabled() else "2G"))
         c.append("login_greeting = Dovecot ready.")
         env_names = ["TZ", "CORE_OUTOFMEM", "CORE_ERROR", "LISTEN_PID",
                      "LISTEN_FDS"] + list(self.import_environment)
+        environment = dict(self.environment)
+        if sanitizers.enabled():
+            # every process with the ASan runtime first (before any
+            # LD_PRELOAD of the test's own), reports to <dir>/sanitizer
+            san = sanitizers.environment(sanitizers.log_dir(self.dir))
+            san["LD_PRELOAD"] = sanitizers.preload(
+                environment.pop("LD_PRELOAD", None))
+            environment.update(san)
         env_items = env_names + ["%s=%s" % kv
-                                 for kv in self.environment.items()]
+                                 for kv in environment.items()]
         c.append("import_environment = %s" % " ".join(env_items))
         if self.ssl:
             key, cert = self._make_cert()
@@ -318,7 +329,8 @@ class Dovecot:
                 f.write('#!/bin/sh\nexport LD_PRELOAD=%s FAKETIME="%s" '
                         'NO_FAKE_STAT=1\n'
                         'exec %s/pop3 "$@"\n' % (
-                            env.LIBFAKETIME, self.pop3_faketime,
+                            sanitizers.preload(env.LIBFAKETIME),
+                            self.pop3_faketime,
                             env.DOVECOT_LIBEXECDIR))
             os.chmod(wrapper, 0o755)
             c.append("service pop3 {\n  executable = %s\n}" % wrapper)
@@ -536,6 +548,11 @@ class Dovecot:
             # NO_FAKE_STAT: file times (maildir save dates) stay real
             run_env = dict(os.environ, LD_PRELOAD=env.LIBFAKETIME,
                            FAKETIME=faketime, NO_FAKE_STAT="1")
+        if sanitizers.enabled():
+            run_env = dict(run_env or os.environ, **sanitizers.environment(
+                sanitizers.log_dir(self.dir)))
+            run_env["LD_PRELOAD"] = sanitizers.preload(
+                env.LIBFAKETIME if faketime else None)
         r = subprocess.run(argv, env=run_env,
                            input=input, capture_output=True, text=True,
                            timeout=300)

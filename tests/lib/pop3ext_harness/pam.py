@@ -22,6 +22,7 @@ import glob
 import os
 
 from . import env
+from . import sanitizers
 
 _LIBDIRS = ("/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu",
             "/usr/lib64", "/usr/lib")
@@ -118,7 +119,9 @@ class PamWrapper:
     def environment(self):
         """What a process needs to use PAM through pam_wrapper with our
         service files."""
-        return {"LD_PRELOAD": wrapper_library(), "PAM_WRAPPER": "1",
+        # in the sanitizer mode, after the sanitizer runtimes
+        return {"LD_PRELOAD": sanitizers.preload(wrapper_library()),
+                "PAM_WRAPPER": "1",
                 "PAM_WRAPPER_SERVICE_DIR": self.service_dir}
 
     def dovecot_conf(self, **worker_settings):
