@@ -58,6 +58,7 @@ static const char *const keywords_cols[] = { "mailbox_id", "uid", "name",
 static const char *const expunged_cols[] = { "mailbox_id", "uid", "modseq",
 	NULL };
 static const char *const schema_cols[] = { "version", NULL };
+static const char *const body_ids_cols[] = { "last", NULL };
 
 static const struct fuzz_table tables[] = {
 	{ "users", users_cols },
@@ -67,6 +68,7 @@ static const struct fuzz_table tables[] = {
 	{ "keywords", keywords_cols },
 	{ "expunged", expunged_cols },
 	{ "sqlbox_schema", schema_cols },
+	{ "body_ids", body_ids_cols },
 };
 
 static void fuzz_setup_db(void)
@@ -265,18 +267,23 @@ static void fuzz_change(struct fuzz_input *in)
    with 'L' */
 static bool fuzz_read_large;
 
-static void fuzz_read_body(int64_t body_id, uoff_t body_size)
+static void fuzz_read_body(int64_t mailbox_id, uint32_t uid,
+			   int64_t body_id, uoff_t body_size)
 {
+	const struct sqlbox_body_owner owner = {
+		.mailbox_id = mailbox_id,
+		.uid = uid,
+	};
 	struct istream *input;
 	const unsigned char *data;
+	enum sqlbox_body_error error_type;
 	const char *error;
 	size_t size;
-	bool corrupt;
 
 	if (body_size > 65536 && !fuzz_read_large)
 		return;
-	if (sqlbox_istream_open(fuzz_db, body_id, NULL, &input, &corrupt,
-				&error) <= 0)
+	if (sqlbox_istream_open(fuzz_db, body_id, &owner, NULL, &input,
+				&error_type, &error) <= 0)
 		return;
 	while (i_stream_read_more(input, &data, &size) > 0)
 		i_stream_skip(input, size);
@@ -287,7 +294,7 @@ static void fuzz_read_all(void)
 {
 	ARRAY_TYPE(const_string) names;
 	ARRAY_TYPE(seq_range) expunged;
-	const char *const *name, *uidl;
+	const char *const *name, *guid, *uidl;
 	struct sqlbox_db_mailbox box;
 	struct sqlbox_db_msg_iter *iter;
 	const struct sqlbox_db_message *msg;
@@ -309,9 +316,11 @@ static void fuzz_read_all(void)
 					       (uint64_t)INT64_MAX);
 		n = 0;
 		while (sqlbox_db_msg_iter_next(iter, &msg) > 0 && n++ < 64) {
-			(void)sqlbox_db_message_get_pop3_uidl(fuzz_db, box.id,
-							      msg->uid, &uidl);
-			fuzz_read_body(msg->body_id, msg->physical_size);
+			(void)sqlbox_db_message_get_strings(fuzz_db, box.id,
+							    msg->uid, &guid,
+							    &uidl);
+			fuzz_read_body(box.id, msg->uid, msg->body_id,
+				       msg->physical_size);
 		}
 		(void)sqlbox_db_msg_iter_deinit(&iter);
 		t_array_init(&expunged, 4);
