@@ -8,34 +8,61 @@
 #include "istream.h"
 #include "file-lock.h"
 #include "mkdir-parents.h"
-#include "write-full.h"
 #include "eacces-error.h"
-#include "hostpid.h"
 #include "pop3ext-state.h"
 
 #include <stdio.h>
 #include <fcntl.h>
 #include <unistd.h>
 #include <sys/stat.h>
+#include <sqlite3.h>
 
-#define POP3EXT_STATE_LOCK_TIMEOUT_SECS 30
-/* a line longer than this is not ours */
+/* how long a writer waits for another one's transaction */
+#define POP3EXT_LEDGER_BUSY_TIMEOUT_MSECS (30*1000)
+#define POP3EXT_LEDGER_SCHEMA_VERSION 1
+/* a line of the old logs longer than this is not ours */
 #define POP3EXT_STATE_MAX_LINE 8192
-/* rewrite retrieved.log once this much of it is consumed */
-#define POP3EXT_STATE_COMPACT_MIN_BYTES (64*1024)
 #define POP3EXT_STATE_VERSION "1"
 
 struct pop3ext_state {
-	char *dir;
+	char *dir, *path;
 	struct event *event;
+	sqlite3 *db;
+	/* the open failed: every call fails with this */
+	char *open_error;
 };
 
-struct pop3ext_state *pop3ext_state_init(const char *dir, struct event *event)
+static const char *const ledger_schema =
+	"CREATE TABLE retrievals ("
+	" id INTEGER PRIMARY KEY,"
+	" uidvalidity INTEGER NOT NULL, uid INTEGER NOT NULL,"
+	" guid TEXT NOT NULL, time INTEGER NOT NULL,"
+	" UNIQUE (uidvalidity, uid, guid));"
+	"CREATE TABLE held ("
+	" id INTEGER PRIMARY KEY,"
+	" mailbox_guid TEXT NOT NULL, mailbox TEXT NOT NULL,"
+	" uidvalidity INTEGER NOT NULL, uid INTEGER NOT NULL,"
+	" guid TEXT NOT NULL,"
+	" save_date INTEGER NOT NULL, held_time INTEGER NOT NULL,"
+	" reason TEXT NOT NULL CHECK (reason IN ('legal_hold', 'min_age')),"
+	" state TEXT NOT NULL CHECK (state IN ('intent', 'committed')),"
+	" UNIQUE (mailbox_guid, mailbox, guid, uidvalidity, uid));"
+	"CREATE TABLE first_login ("
+	" id INTEGER PRIMARY KEY CHECK (id = 1),"
+	" time INTEGER NOT NULL, uidvalidity INTEGER NOT NULL,"
+	" uidnext INTEGER NOT NULL);"
+	"PRAGMA user_version = 1;";
+
+struct pop3ext_state *
+pop3ext_state_init(const char *dir, const char *ledger_path,
+		   struct event *event)
 {
 	struct pop3ext_state *state;
 
 	state = i_new(struct pop3ext_state, 1);
 	state->dir = i_strdup(dir);
+	state->path = ledger_path != NULL ? i_strdup(ledger_path) :
+		i_strconcat(dir, "/ledger.db", NULL);
 	state->event = event;
 	event_ref(event);
 	return state;
@@ -48,7 +75,11 @@ void pop3ext_state_deinit(struct pop3ext_state **_state)
 	if (state == NULL)
 		return;
 	*_state = NULL;
+	if (state->db != NULL)
+		(void)sqlite3_close(state->db);
 	event_unref(&state->event);
+	i_free(state->open_error);
+	i_free(state->path);
 	i_free(state->dir);
 	i_free(state);
 }
@@ -56,6 +87,11 @@ void pop3ext_state_deinit(struct pop3ext_state **_state)
 const char *pop3ext_state_dir(struct pop3ext_state *state)
 {
 	return state->dir;
+}
+
+const char *pop3ext_state_ledger_path(struct pop3ext_state *state)
+{
+	return state->path;
 }
 
 static const char *state_path(struct pop3ext_state *state, const char *name)
@@ -70,336 +106,106 @@ static const char *errno_error(const char *func, const char *path)
 	return t_strdup_printf("%s(%s) failed: %m", func, path);
 }
 
-static int state_mkdir(struct pop3ext_state *state, const char **error_r)
+static int state_mkdir(const char *dir, const char **error_r)
 {
-	if (mkdir_parents(state->dir, 0700) < 0 && errno != EEXIST) {
-		*error_r = errno_error("mkdir", state->dir);
+	if (mkdir_parents(dir, 0700) < 0 && errno != EEXIST) {
+		*error_r = errno_error("mkdir", dir);
 		return -1;
 	}
 	return 0;
 }
 
-static int state_lock(struct pop3ext_state *state, struct file_lock **lock_r,
+static const char *const legacy_files[] = {
+	"retrieved.log", "retrieved.offset", "held.log", "first-login"
+};
+
+bool pop3ext_state_exists(struct pop3ext_state *state)
+{
+	struct stat st;
+	unsigned int i;
+
+	if (stat(state->path, &st) == 0 || errno != ENOENT)
+		return TRUE;
+	for (i = 0; i < N_ELEMENTS(legacy_files); i++) {
+		if (stat(state_path(state, legacy_files[i]), &st) == 0 ||
+		    errno != ENOENT)
+			return TRUE;
+	}
+	return FALSE;
+}
+
+static const char *ledger_error(struct pop3ext_state *state)
+{
+	int code = sqlite3_extended_errcode(state->db);
+
+	return t_strdup_printf("Ledger %s: %s (SQLite error %d)%s",
+		state->path, sqlite3_errmsg(state->db), code,
+		(code & 0xff) == SQLITE_CORRUPT || (code & 0xff) == SQLITE_NOTADB ?
+		" - the file is damaged: restore it from a backup, or move "
+		"it away to start an empty ledger" : "");
+}
+
+static int ledger_exec(struct pop3ext_state *state, const char *sql,
+		       const char **error_r)
+{
+	if (sqlite3_exec(state->db, sql, NULL, NULL, NULL) != SQLITE_OK) {
+		*error_r = ledger_error(state);
+		return -1;
+	}
+	return 0;
+}
+
+static int ledger_begin(struct pop3ext_state *state, const char **error_r)
+{
+	return ledger_exec(state, "BEGIN IMMEDIATE", error_r);
+}
+
+static int ledger_end(struct pop3ext_state *state, int ret,
 		      const char **error_r)
 {
-	struct file_lock_settings set = {
-		.lock_method = FILE_LOCK_METHOD_FCNTL,
-		.close_on_free = TRUE,
-	};
-	const char *path, *error;
-	int fd, ret;
+	if (ret == 0)
+		return ledger_exec(state, "COMMIT", error_r);
+	(void)sqlite3_exec(state->db, "ROLLBACK", NULL, NULL, NULL);
+	return -1;
+}
 
-	if (state_mkdir(state, error_r) < 0)
-		return -1;
-	path = state_path(state, "lock");
-	fd = open(path, O_RDWR | O_CREAT, 0600);
-	if (fd == -1) {
-		*error_r = errno_error("open", path);
-		return -1;
-	}
-	ret = file_wait_lock(fd, path, F_WRLCK, &set,
-			     POP3EXT_STATE_LOCK_TIMEOUT_SECS, lock_r, &error);
-	if (ret <= 0) {
-		*error_r = ret < 0 ? error : t_strdup_printf(
-			"Timed out locking %s", path);
-		i_close_fd(&fd);
+static int ledger_prepare(struct pop3ext_state *state, const char *sql,
+			  sqlite3_stmt **stmt_r, const char **error_r)
+{
+	if (sqlite3_prepare_v2(state->db, sql, -1, stmt_r, NULL) !=
+	    SQLITE_OK) {
+		*error_r = ledger_error(state);
 		return -1;
 	}
 	return 0;
 }
 
-/* The offset just past the last LF in fd's first size bytes (0 if none). */
-static int state_find_last_lf(int fd, off_t size, off_t *end_r)
+/* Steps a statement that returns no rows, and resets it. */
+static int ledger_step_done(struct pop3ext_state *state, sqlite3_stmt *stmt,
+			    const char **error_r)
 {
-	char buf[4096];
-	off_t pos = size;
-	size_t n;
-	ssize_t ret;
+	int ret = sqlite3_step(stmt);
 
-	while (pos > 0) {
-		n = pos < (off_t)sizeof(buf) ? (size_t)pos : sizeof(buf);
-		pos -= n;
-		ret = pread(fd, buf, n, pos);
-		if (ret != (ssize_t)n)
-			return -1;
-		while (n > 0) {
-			if (buf[--n] == '\n') {
-				*end_r = pos + n + 1;
-				return 0;
-			}
-		}
+	if (ret != SQLITE_DONE) {
+		*error_r = ledger_error(state);
+		(void)sqlite3_reset(stmt);
+		return -1;
 	}
-	*end_r = 0;
+	(void)sqlite3_reset(stmt);
+	(void)sqlite3_clear_bindings(stmt);
 	return 0;
 }
 
-int pop3ext_state_sweep_lock(struct pop3ext_state *state,
-			     struct file_lock **lock_r, const char **error_r)
+static void bind_text(sqlite3_stmt *stmt, int idx, const char *str)
 {
-	/* flock: per open file, so that it excludes another sweep in the
-	   same process too (doveadm -A with several users sharing a
-	   home) */
-	struct file_lock_settings set = {
-		.lock_method = FILE_LOCK_METHOD_FLOCK,
-		.close_on_free = TRUE,
-	};
-	const char *path, *error;
-	int fd, ret;
-
-	*lock_r = NULL;
-	if (state_mkdir(state, error_r) < 0)
-		return -1;
-	path = state_path(state, "sweep.lock");
-	fd = open(path, O_RDWR | O_CREAT, 0600);
-	if (fd == -1) {
-		*error_r = errno_error("open", path);
-		return -1;
-	}
-	ret = file_try_lock(fd, path, F_WRLCK, &set, lock_r, &error);
-	if (ret <= 0) {
-		if (ret < 0)
-			*error_r = error;
-		i_close_fd(&fd);
-	}
-	return ret;
+	(void)sqlite3_bind_text(stmt, idx, str, -1, SQLITE_TRANSIENT);
 }
 
-static int state_cut_tail(struct pop3ext_state *state, int fd,
-			  const char *path, off_t end, off_t size)
+static const char *column_text(sqlite3_stmt *stmt, int idx, pool_t pool)
 {
-	if (ftruncate(fd, end) < 0)
-		return -1;
-	e_error(state->event, "%s: dropped an incomplete last line "
-		"(%"PRIuUOFF_T" bytes) a crash left", path,
-		(uoff_t)(size - end));
-	return 0;
-}
+	const unsigned char *str = sqlite3_column_text(stmt, idx);
 
-/* Appends data to path as whole lines, durably. A line a crash (or a
-   full disk) cut short is cut off first: ended with a LF, a cut number
-   would read as another, valid one (a retrieval in 1970). */
-static int state_append(struct pop3ext_state *state, const char *name,
-			const string_t *data, const char **error_r)
-{
-	struct file_lock *lock;
-	const char *path = state_path(state, name);
-	struct stat st;
-	off_t end;
-	int fd, ret = -1;
-
-	if (str_len(data) == 0)
-		return 0;
-	if (state_lock(state, &lock, error_r) < 0)
-		return -1;
-	fd = open(path, O_RDWR | O_APPEND | O_CREAT, 0600);
-	if (fd == -1) {
-		*error_r = errno_error("open", path);
-		file_lock_free(&lock);
-		return -1;
-	}
-	if (fstat(fd, &st) < 0)
-		*error_r = errno_error("fstat", path);
-	else if (state_find_last_lf(fd, st.st_size, &end) < 0)
-		*error_r = errno_error("pread", path);
-	else if (end < st.st_size && state_cut_tail(state, fd, path, end,
-						     st.st_size) < 0)
-		*error_r = errno_error("ftruncate", path);
-	else if (write_full(fd, str_data(data), str_len(data)) < 0)
-		*error_r = errno_error("write", path);
-	else if (fdatasync(fd) < 0)
-		*error_r = errno_error("fdatasync", path);
-	else
-		ret = 0;
-	if (close(fd) < 0 && ret == 0) {
-		*error_r = errno_error("close", path);
-		ret = -1;
-	}
-	file_lock_free(&lock);
-	return ret;
-}
-
-/* Replaces path with data atomically. */
-static int state_replace(struct pop3ext_state *state, const char *name,
-			 const void *data, size_t size, const char **error_r)
-{
-	const char *path = state_path(state, name);
-	const char *tmp = t_strconcat(path, ".tmp", NULL);
-	int fd;
-
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-	if (fd == -1) {
-		*error_r = errno_error("open", tmp);
-		return -1;
-	}
-	if (write_full(fd, data, size) < 0 || fdatasync(fd) < 0) {
-		*error_r = errno_error("write", tmp);
-		i_close_fd(&fd);
-		i_unlink(tmp);
-		return -1;
-	}
-	if (close(fd) < 0) {
-		*error_r = errno_error("close", tmp);
-		i_unlink(tmp);
-		return -1;
-	}
-	if (rename(tmp, path) < 0) {
-		*error_r = errno_error("rename", path);
-		i_unlink(tmp);
-		return -1;
-	}
-	return 0;
-}
-
-/*
- * Lines
- */
-
-static int parse_time(const char *str, time_t *time_r)
-{
-	uintmax_t num;
-
-	if (str_to_uintmax(str, &num) < 0 || num > (uintmax_t)1 << 40)
-		return -1;
-	*time_r = (time_t)num;
-	return 0;
-}
-
-static bool guid_is_valid(const char *guid)
-{
-	/* storages' GUIDs are printable and without spaces; keep it so */
-	if (*guid == '\0' || strlen(guid) > 255)
-		return FALSE;
-	for (; *guid != '\0'; guid++) {
-		if ((unsigned char)*guid <= 0x20 || *guid == 0x7f)
-			return FALSE;
-	}
-	return TRUE;
-}
-
-int pop3ext_state_parse_retrieval(const char *line, pool_t pool,
-				  struct pop3ext_retrieval *r_r)
-{
-	const char *const *args = t_strsplit_tabescaped(line);
-
-	i_zero(r_r);
-	if (str_array_length(args) != 5 ||
-	    strcmp(args[0], POP3EXT_STATE_VERSION) != 0 ||
-	    str_to_uint32(args[1], &r_r->uidvalidity) < 0 ||
-	    str_to_uint32(args[2], &r_r->uid) < 0 || r_r->uid == 0 ||
-	    !guid_is_valid(args[3]) || parse_time(args[4], &r_r->time) < 0)
-		return -1;
-	r_r->guid = p_strdup(pool, args[3]);
-	return 0;
-}
-
-int pop3ext_state_parse_held(const char *line, pool_t pool,
-			     struct pop3ext_held *h_r)
-{
-	const char *const *args = t_strsplit_tabescaped(line);
-
-	i_zero(h_r);
-	if (str_array_length(args) != 8 ||
-	    strcmp(args[0], POP3EXT_STATE_VERSION) != 0 || args[1][0] == '\0' ||
-	    str_to_uint32(args[2], &h_r->uidvalidity) < 0 ||
-	    str_to_uint32(args[3], &h_r->uid) < 0 || h_r->uid == 0 ||
-	    !guid_is_valid(args[4]) ||
-	    parse_time(args[5], &h_r->save_date) < 0 ||
-	    parse_time(args[6], &h_r->held_time) < 0 ||
-	    (strcmp(args[7], "legal_hold") != 0 &&
-	     strcmp(args[7], "min_age") != 0))
-		return -1;
-	h_r->mailbox = p_strdup(pool, args[1]);
-	h_r->guid = p_strdup(pool, args[4]);
-	h_r->reason = p_strdup(pool, args[7]);
-	return 0;
-}
-
-static void append_retrieval(string_t *str, const struct pop3ext_retrieval *r)
-{
-	str_printfa(str, POP3EXT_STATE_VERSION"\t%u\t%u\t", r->uidvalidity,
-		    r->uid);
-	str_append_tabescaped(str, r->guid);
-	str_printfa(str, "\t%ld\n", (long)r->time);
-}
-
-static void append_held(string_t *str, const struct pop3ext_held *h)
-{
-	str_append(str, POP3EXT_STATE_VERSION"\t");
-	str_append_tabescaped(str, h->mailbox);
-	str_printfa(str, "\t%u\t%u\t", h->uidvalidity, h->uid);
-	str_append_tabescaped(str, h->guid);
-	str_printfa(str, "\t%ld\t%ld\t", (long)h->save_date,
-		    (long)h->held_time);
-	str_append_tabescaped(str, h->reason);
-	str_append_c(str, '\n');
-}
-
-int pop3ext_state_append_retrievals(struct pop3ext_state *state,
-				    const ARRAY_TYPE(pop3ext_retrieval) *entries,
-				    const char **error_r)
-{
-	const struct pop3ext_retrieval *r;
-	string_t *str = t_str_new(128);
-
-	array_foreach(entries, r) {
-		if (!guid_is_valid(r->guid)) {
-			*error_r = t_strdup_printf("UID %u: invalid GUID '%s'",
-				r->uid, str_sanitize(r->guid, 80));
-			return -1;
-		}
-		append_retrieval(str, r);
-	}
-	return state_append(state, "retrieved.log", str, error_r);
-}
-
-int pop3ext_state_append_held(struct pop3ext_state *state,
-			      const ARRAY_TYPE(pop3ext_held) *entries,
-			      const char **error_r)
-{
-	const struct pop3ext_held *h;
-	string_t *str = t_str_new(128);
-
-	array_foreach(entries, h) {
-		if (!guid_is_valid(h->guid)) {
-			*error_r = t_strdup_printf("%s UID %u: invalid GUID "
-				"'%s'", h->mailbox, h->uid,
-				str_sanitize(h->guid, 80));
-			return -1;
-		}
-		append_held(str, h);
-	}
-	return state_append(state, "held.log", str, error_r);
-}
-
-/*
- * Reading
- */
-
-/* Reads a small whole file; returns 1, 0 if it does not exist, -1. */
-static int state_read_small(struct pop3ext_state *state, const char *name,
-			    const char **data_r, const char **error_r)
-{
-	const char *path = state_path(state, name);
-	char buf[64];
-	ssize_t ret;
-	int fd;
-
-	fd = open(path, O_RDONLY);
-	if (fd == -1) {
-		if (errno == ENOENT)
-			return 0;
-		*error_r = errno_error("open", path);
-		return -1;
-	}
-	ret = read(fd, buf, sizeof(buf) - 1);
-	if (ret < 0)
-		*error_r = errno_error("read", path);
-	i_close_fd(&fd);
-	if (ret < 0)
-		return -1;
-	buf[ret] = '\0';
-	*data_r = t_strcut(buf, '\n');
-	return 1;
+	return p_strdup(pool, str == NULL ? "" : (const char *)str);
 }
 
 typedef int state_line_callback_t(const char *line, uoff_t end_offset,
@@ -490,34 +296,282 @@ static int state_read_lines(struct pop3ext_state *state, const char *name,
 	i_stream_destroy(&input);
 	return ret;
 }
-
-struct read_retrievals_ctx {
-	struct pop3ext_state *state;
-	pool_t pool;
-	unsigned int max;
-	ARRAY_TYPE(pop3ext_retrieval) *entries;
-};
-
-static int read_retrieval_line(const char *line, uoff_t end_offset,
-			       void *context)
+static int parse_time(const char *str, time_t *time_r)
 {
-	struct read_retrievals_ctx *ctx = context;
-	struct pop3ext_retrieval r;
+	uintmax_t num;
 
-	if (pop3ext_state_parse_retrieval(line, ctx->pool, &r) < 0) {
-		e_error(ctx->state->event, "%s/retrieved.log: invalid line "
-			"ignored: %s", ctx->state->dir, str_sanitize(line, 100));
-		/* still counts as read, so it is consumed with its
-		   neighbours */
-		r.uid = 0;
-	}
-	r.end_offset = end_offset;
-	array_push_back(ctx->entries, &r);
-	return ctx->max == 0 || array_count(ctx->entries) < ctx->max ? 1 : 0;
+	if (str_to_uintmax(str, &num) < 0 || num > (uintmax_t)1 << 40)
+		return -1;
+	*time_r = (time_t)num;
+	return 0;
 }
 
-static int read_consumed_offset(struct pop3ext_state *state, uoff_t *offset_r,
-				const char **error_r)
+static bool guid_is_valid(const char *guid)
+{
+	/* storages' GUIDs are printable and without spaces; keep it so */
+	if (*guid == '\0' || strlen(guid) > 255)
+		return FALSE;
+	for (; *guid != '\0'; guid++) {
+		if ((unsigned char)*guid <= 0x20 || *guid == 0x7f)
+			return FALSE;
+	}
+	return TRUE;
+}
+
+int pop3ext_state_parse_retrieval(const char *line, pool_t pool,
+				  struct pop3ext_retrieval *r_r)
+{
+	const char *const *args = t_strsplit_tabescaped(line);
+
+	i_zero(r_r);
+	if (str_array_length(args) != 5 ||
+	    strcmp(args[0], POP3EXT_STATE_VERSION) != 0 ||
+	    str_to_uint32(args[1], &r_r->uidvalidity) < 0 ||
+	    str_to_uint32(args[2], &r_r->uid) < 0 || r_r->uid == 0 ||
+	    !guid_is_valid(args[3]) || parse_time(args[4], &r_r->time) < 0)
+		return -1;
+	r_r->guid = p_strdup(pool, args[3]);
+	return 0;
+}
+
+int pop3ext_state_parse_held(const char *line, pool_t pool,
+			     struct pop3ext_held *h_r)
+{
+	const char *const *args = t_strsplit_tabescaped(line);
+
+	i_zero(h_r);
+	if (str_array_length(args) != 8 ||
+	    strcmp(args[0], POP3EXT_STATE_VERSION) != 0 || args[1][0] == '\0' ||
+	    str_to_uint32(args[2], &h_r->uidvalidity) < 0 ||
+	    str_to_uint32(args[3], &h_r->uid) < 0 || h_r->uid == 0 ||
+	    !guid_is_valid(args[4]) ||
+	    parse_time(args[5], &h_r->save_date) < 0 ||
+	    parse_time(args[6], &h_r->held_time) < 0 ||
+	    (strcmp(args[7], "legal_hold") != 0 &&
+	     strcmp(args[7], "min_age") != 0))
+		return -1;
+	h_r->mailbox = p_strdup(pool, args[1]);
+	h_r->guid = p_strdup(pool, args[4]);
+	h_r->reason = p_strdup(pool, args[7]);
+	return 0;
+}
+
+int pop3ext_state_sweep_lock(struct pop3ext_state *state,
+			     struct file_lock **lock_r, const char **error_r)
+{
+	/* flock: per open file, so that it excludes another sweep in the
+	   same process too (doveadm -A with several users sharing a
+	   home) */
+	struct file_lock_settings set = {
+		.lock_method = FILE_LOCK_METHOD_FLOCK,
+		.close_on_free = TRUE,
+	};
+	const char *path, *error;
+	int fd, ret;
+
+	*lock_r = NULL;
+	if (state_mkdir(state->dir, error_r) < 0)
+		return -1;
+	path = state_path(state, "sweep.lock");
+	fd = open(path, O_RDWR | O_CREAT, 0600);
+	if (fd == -1) {
+		*error_r = errno_error("open", path);
+		return -1;
+	}
+	ret = file_try_lock(fd, path, F_WRLCK, &set, lock_r, &error);
+	if (ret <= 0) {
+		if (ret < 0)
+			*error_r = error;
+		i_close_fd(&fd);
+	}
+	return ret;
+}
+
+/*
+ * Writing records
+ */
+
+#define RETRIEVAL_INSERT \
+	"INSERT OR IGNORE INTO retrievals (uidvalidity, uid, guid, time) " \
+	"VALUES (?, ?, ?, ?)"
+#define HELD_INSERT(state) \
+	"INSERT OR IGNORE INTO held (mailbox_guid, mailbox, uidvalidity, " \
+	"uid, guid, save_date, held_time, reason, state) " \
+	"VALUES (?, ?, ?, ?, ?, ?, ?, ?, '"state"')"
+
+static int
+insert_retrievals(struct pop3ext_state *state,
+		  const ARRAY_TYPE(pop3ext_retrieval) *entries,
+		  const char **error_r)
+{
+	const struct pop3ext_retrieval *r;
+	sqlite3_stmt *stmt;
+	int ret = 0;
+
+	if (ledger_prepare(state, RETRIEVAL_INSERT, &stmt, error_r) < 0)
+		return -1;
+	array_foreach(entries, r) {
+		(void)sqlite3_bind_int64(stmt, 1, r->uidvalidity);
+		(void)sqlite3_bind_int64(stmt, 2, r->uid);
+		bind_text(stmt, 3, r->guid);
+		(void)sqlite3_bind_int64(stmt, 4, r->time);
+		if ((ret = ledger_step_done(state, stmt, error_r)) < 0)
+			break;
+	}
+	(void)sqlite3_finalize(stmt);
+	return ret;
+}
+
+static void bind_held(sqlite3_stmt *stmt, const struct pop3ext_held *h)
+{
+	bind_text(stmt, 1, h->mailbox_guid == NULL ? "" : h->mailbox_guid);
+	bind_text(stmt, 2, h->mailbox);
+	(void)sqlite3_bind_int64(stmt, 3, h->uidvalidity);
+	(void)sqlite3_bind_int64(stmt, 4, h->uid);
+	bind_text(stmt, 5, h->guid);
+	(void)sqlite3_bind_int64(stmt, 6, h->save_date);
+	(void)sqlite3_bind_int64(stmt, 7, h->held_time);
+	bind_text(stmt, 8, h->reason);
+}
+
+/* Inserts entries (in the state the statement says); sets the ids of
+   those inserted if set_ids. */
+static int insert_held(struct pop3ext_state *state, const char *sql,
+		       ARRAY_TYPE(pop3ext_held) *entries, bool set_ids,
+		       const char **error_r)
+{
+	struct pop3ext_held *h;
+	sqlite3_stmt *stmt;
+	int ret = 0;
+
+	if (ledger_prepare(state, sql, &stmt, error_r) < 0)
+		return -1;
+	array_foreach_modifiable(entries, h) {
+		bind_held(stmt, h);
+		if ((ret = ledger_step_done(state, stmt, error_r)) < 0)
+			break;
+		if (set_ids) {
+			h->id = sqlite3_changes(state->db) == 0 ? 0 :
+				sqlite3_last_insert_rowid(state->db);
+		}
+	}
+	(void)sqlite3_finalize(stmt);
+	return ret;
+}
+
+static int insert_first_login(struct pop3ext_state *state,
+			      const struct pop3ext_first_login *rec,
+			      const char **error_r)
+{
+	sqlite3_stmt *stmt;
+	int ret;
+
+	if (ledger_prepare(state, "INSERT OR IGNORE INTO first_login "
+			   "(id, time, uidvalidity, uidnext) VALUES (1, ?, ?, ?)",
+			   &stmt, error_r) < 0)
+		return -1;
+	(void)sqlite3_bind_int64(stmt, 1, rec->time);
+	(void)sqlite3_bind_int64(stmt, 2, rec->uidvalidity);
+	(void)sqlite3_bind_int64(stmt, 3, rec->uidnext);
+	ret = ledger_step_done(state, stmt, error_r);
+	(void)sqlite3_finalize(stmt);
+	return ret;
+}
+
+/*
+ * Importing the logs of older versions
+ */
+
+struct import_ctx {
+	struct pop3ext_state *state;
+	const char *name;
+	pool_t pool;
+	ARRAY_TYPE(pop3ext_retrieval) retrievals;
+	ARRAY_TYPE(pop3ext_held) held;
+};
+
+static int import_line(const char *line, uoff_t end_offset ATTR_UNUSED,
+		       void *context)
+{
+	struct import_ctx *ctx = context;
+	struct pop3ext_retrieval r;
+	struct pop3ext_held h;
+	int ret;
+
+	if (ctx->name[0] == 'r') {
+		ret = pop3ext_state_parse_retrieval(line, ctx->pool, &r);
+		if (ret == 0)
+			array_push_back(&ctx->retrievals, &r);
+	} else {
+		ret = pop3ext_state_parse_held(line, ctx->pool, &h);
+		if (ret == 0) {
+			h.mailbox_guid = "";
+			array_push_back(&ctx->held, &h);
+		}
+	}
+	if (ret < 0) {
+		/* a skipped retrieval only starts no expiry clock; a held
+		   message stays pending (hidden), never expunged */
+		e_error(ctx->state->event, "%s/%s: invalid line not imported: "
+			"%s", ctx->state->dir, ctx->name,
+			str_sanitize(line, 100));
+	}
+	return 1;
+}
+
+/* Reads a small whole file; returns 1, 0 if it does not exist, -1. */
+static int state_read_small(struct pop3ext_state *state, const char *name,
+			    const char **data_r, const char **error_r)
+{
+	const char *path = state_path(state, name);
+	char buf[64];
+	ssize_t ret;
+	int fd;
+
+	fd = open(path, O_RDONLY);
+	if (fd == -1) {
+		if (errno == ENOENT)
+			return 0;
+		*error_r = errno_error("open", path);
+		return -1;
+	}
+	ret = read(fd, buf, sizeof(buf) - 1);
+	if (ret < 0)
+		*error_r = errno_error("read", path);
+	i_close_fd(&fd);
+	if (ret < 0)
+		return -1;
+	buf[ret] = '\0';
+	*data_r = t_strcut(buf, '\n');
+	return 1;
+}
+
+static int import_first_login(struct pop3ext_state *state,
+			      const char **error_r)
+{
+	struct pop3ext_first_login rec;
+	const char *data, *const *args;
+	int ret;
+
+	ret = state_read_small(state, "first-login", &data, error_r);
+	if (ret <= 0)
+		return ret;
+	args = t_strsplit(data, " ");
+	if (str_array_length(args) != 3 ||
+	    parse_time(args[0], &rec.time) < 0 ||
+	    str_to_uint32(args[1], &rec.uidvalidity) < 0 ||
+	    str_to_uint32(args[2], &rec.uidnext) < 0) {
+		*error_r = t_strdup_printf("%s/first-login: invalid content "
+			"'%s' - not imported", state->dir,
+			str_sanitize(data, 40));
+		return -1;
+	}
+	return insert_first_login(state, &rec, error_r) < 0 ? -1 : 1;
+}
+
+/* The part of retrieved.log the sweep had not consumed. */
+static int import_retrieved_offset(struct pop3ext_state *state,
+				   uoff_t *offset_r, const char **error_r)
 {
 	const char *data;
 	int ret;
@@ -527,281 +581,440 @@ static int read_consumed_offset(struct pop3ext_state *state, uoff_t *offset_r,
 	if (ret <= 0)
 		return ret;
 	if (str_to_uoff(data, offset_r) < 0) {
+		/* importing the whole log is safe: a retrieval already
+		   swept finds its message gone */
 		e_error(state->event, "%s/retrieved.offset: invalid content "
-			"'%s' - reading the retrieval log from the start",
-			state->dir, str_sanitize(data, 40));
+			"'%s' - importing all of retrieved.log", state->dir,
+			str_sanitize(data, 40));
 		*offset_r = 0;
-	} else if (*offset_r > 0) {
-		/* An offset past the end is one of an older, longer log
-		   (a crash during compaction, an older pop3ext): it means
-		   nothing in this one. Read it all (re-reading entries only
-		   delays them; skipping them would keep them for ever). */
-		const char *path = state_path(state, "retrieved.log");
-		struct stat st;
-
-		if (stat(path, &st) < 0) {
-			if (errno != ENOENT) {
-				*error_r = errno_error("stat", path);
-				return -1;
-			}
-			st.st_size = 0;
-		}
-		if (*offset_r > (uoff_t)st.st_size) {
-			e_error(state->event, "%s/retrieved.offset: %"PRIuUOFF_T
-				" is beyond the log's end (%"PRIuUOFF_T") - "
-				"reading the retrieval log from the start",
-				state->dir, *offset_r, (uoff_t)st.st_size);
-			*offset_r = 0;
-		}
 	}
 	return 0;
 }
 
-int pop3ext_state_read_retrievals(struct pop3ext_state *state, pool_t pool,
-				  uoff_t *offset, unsigned int max,
-				  ARRAY_TYPE(pop3ext_retrieval) *entries_r,
-				  const char **error_r)
+static int ledger_import(struct pop3ext_state *state, bool *imported_r,
+			 const char **error_r)
 {
-	struct read_retrievals_ctx ctx = {
-		.state = state, .pool = pool, .max = max, .entries = entries_r
-	};
-	unsigned int count = array_count(entries_r);
-
-	if (*offset == (uoff_t)-1 &&
-	    read_consumed_offset(state, offset, error_r) < 0)
-		return -1;
-	ctx.max = max == 0 ? 0 : count + max;
-	if (state_read_lines(state, "retrieved.log", *offset,
-			     read_retrieval_line, &ctx, FALSE, error_r) < 0)
-		return -1;
-	if (array_count(entries_r) > count)
-		*offset = (array_back(entries_r))->end_offset;
-	return 0;
-}
-
-static int copy_tail(struct pop3ext_state *state, uoff_t offset,
-		     const char **error_r)
-{
-	const char *path = state_path(state, "retrieved.log");
-	buffer_t *buf;
+	struct import_ctx ctx;
 	struct stat st;
-	ssize_t ret;
-	int fd;
+	uoff_t offset;
+	int ret = 0;
 
-	fd = open(path, O_RDONLY);
-	if (fd == -1) {
-		*error_r = errno_error("open", path);
-		return -1;
-	}
-	if (fstat(fd, &st) < 0) {
-		*error_r = errno_error("fstat", path);
-		i_close_fd(&fd);
-		return -1;
-	}
-	if ((uoff_t)st.st_size < offset)
-		offset = st.st_size;
-	buf = t_buffer_create(st.st_size - offset + 1);
-	ret = pread(fd, buffer_append_space_unsafe(buf, st.st_size - offset),
-		    st.st_size - offset, offset);
-	i_close_fd(&fd);
-	if (ret != st.st_size - (off_t)offset) {
-		*error_r = t_strdup_printf("pread(%s) failed or was short",
-					   path);
-		return -1;
-	}
-	/* the offset first, then the new log: a crash in between re-reads
-	   the old log's consumed entries, which only delays nothing (their
-	   messages are gone); the other order would skip entries */
-	if (state_replace(state, "retrieved.offset", "0\n", 2, error_r) < 0)
-		return -1;
-	return state_replace(state, "retrieved.log", buf->data, buf->used,
-			     error_r);
-}
+	*imported_r = FALSE;
+	i_zero(&ctx);
+	ctx.state = state;
+	ctx.pool = pool_alloconly_create("pop3ext import", 4096);
+	p_array_init(&ctx.retrievals, ctx.pool, 64);
+	p_array_init(&ctx.held, ctx.pool, 64);
 
-int pop3ext_state_consume_retrievals(struct pop3ext_state *state,
-				     uoff_t offset, const char **error_r)
-{
-	struct file_lock *lock;
-	struct stat st;
-	const char *str, *path;
-	int ret;
-
-	if (state_lock(state, &lock, error_r) < 0)
-		return -1;
-	path = state_path(state, "retrieved.log");
-	if (stat(path, &st) < 0) {
-		*error_r = errno_error("stat", path);
+	if (import_retrieved_offset(state, &offset, error_r) < 0)
 		ret = -1;
-	} else if (offset >= POP3EXT_STATE_COMPACT_MIN_BYTES &&
-		   offset * 2 >= (uoff_t)st.st_size) {
-		/* appenders hold the lock too: nothing is lost */
-		ret = copy_tail(state, offset, error_r);
-	} else {
-		str = t_strdup_printf("%"PRIuUOFF_T"\n", offset);
-		ret = state_replace(state, "retrieved.offset", str,
-				    strlen(str), error_r);
+	if (ret == 0 && stat(state_path(state, "retrieved.log"), &st) == 0 &&
+	    (uoff_t)st.st_size < offset) {
+		/* the offset of another file */
+		offset = 0;
 	}
-	file_lock_free(&lock);
+	ctx.name = "retrieved.log";
+	if (ret == 0)
+		ret = state_read_lines(state, ctx.name, offset, import_line,
+				       &ctx, FALSE, error_r);
+	ctx.name = "held.log";
+	if (ret == 0)
+		ret = state_read_lines(state, ctx.name, 0, import_line,
+				       &ctx, FALSE, error_r);
+	if (ret == 0)
+		ret = insert_retrievals(state, &ctx.retrievals, error_r);
+	if (ret == 0)
+		ret = insert_held(state, HELD_INSERT("committed"), &ctx.held,
+				  FALSE, error_r);
+	if (ret == 0 && (ret = import_first_login(state, error_r)) > 0) {
+		*imported_r = TRUE;
+		ret = 0;
+	}
+	if (array_count(&ctx.retrievals) > 0 || array_count(&ctx.held) > 0)
+		*imported_r = TRUE;
+	if (ret == 0 && *imported_r) {
+		e_info(state->event, "%s: imported %u retrieval(s) and %u held "
+		       "expunge(s) from %s", state->path,
+		       array_count(&ctx.retrievals), array_count(&ctx.held),
+		       state->dir);
+	}
+	pool_unref(&ctx.pool);
 	return ret;
 }
 
-struct read_held_ctx {
-	struct pop3ext_state *state;
-	pool_t pool;
-	ARRAY_TYPE(pop3ext_held) *entries;
-};
-
-static int read_held_line(const char *line, uoff_t end_offset ATTR_UNUSED,
-			  void *context)
+static void ledger_rename_imported(struct pop3ext_state *state)
 {
-	struct read_held_ctx *ctx = context;
-	struct pop3ext_held h;
+	const char *path;
+	unsigned int i;
 
-	if (pop3ext_state_parse_held(line, ctx->pool, &h) < 0) {
-		e_error(ctx->state->event, "%s/held.log: invalid line ignored "
-			"(the expunge it held stays held): %s",
-			ctx->state->dir, str_sanitize(line, 100));
-		return 1;
+	for (i = 0; i < N_ELEMENTS(legacy_files); i++) {
+		path = state_path(state, legacy_files[i]);
+		if (rename(path, t_strconcat(path, ".imported", NULL)) < 0 &&
+		    errno != ENOENT) {
+			e_error(state->event, "rename(%s) failed: %m", path);
+		}
 	}
-	array_push_back(ctx->entries, &h);
-	return 1;
+}
+
+/*
+ * Opening
+ */
+
+static int ledger_get_int(struct pop3ext_state *state, const char *sql,
+			  int *value_r, const char **error_r)
+{
+	sqlite3_stmt *stmt;
+	int ret;
+
+	if (ledger_prepare(state, sql, &stmt, error_r) < 0)
+		return -1;
+	ret = sqlite3_step(stmt);
+	if (ret == SQLITE_ROW) {
+		*value_r = sqlite3_column_int(stmt, 0);
+		ret = 0;
+	} else {
+		*error_r = ledger_error(state);
+		ret = -1;
+	}
+	(void)sqlite3_finalize(stmt);
+	return ret;
+}
+
+static int ledger_open(struct pop3ext_state *state, const char **error_r)
+{
+	const char *dir, *p;
+	bool imported = FALSE;
+	int version, ret;
+
+	p = strrchr(state->path, '/');
+	dir = p == NULL ? "." : t_strdup_until(state->path, p);
+	if (state_mkdir(dir, error_r) < 0)
+		return -1;
+	if (sqlite3_open_v2(state->path, &state->db,
+			    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
+			    NULL) != SQLITE_OK) {
+		if (state->db == NULL) {
+			*error_r = t_strdup_printf("Ledger %s: out of memory",
+						   state->path);
+			return -1;
+		}
+		*error_r = ledger_error(state);
+		return -1;
+	}
+	(void)sqlite3_busy_timeout(state->db,
+				   POP3EXT_LEDGER_BUSY_TIMEOUT_MSECS);
+	/* WAL: readers never wait; FULL: a commit is on disk (and the WAL
+	   file's directory entry synced) before it returns */
+	if (ledger_exec(state, "PRAGMA journal_mode = WAL", error_r) < 0 ||
+	    ledger_exec(state, "PRAGMA synchronous = FULL", error_r) < 0 ||
+	    ledger_exec(state, "PRAGMA foreign_keys = OFF", error_r) < 0 ||
+	    ledger_begin(state, error_r) < 0)
+		return -1;
+	ret = ledger_get_int(state, "PRAGMA user_version", &version, error_r);
+	if (ret == 0 && version == 0) {
+		/* new: the schema, and what older versions wrote */
+		ret = ledger_exec(state, ledger_schema, error_r);
+		if (ret == 0)
+			ret = ledger_import(state, &imported, error_r);
+	} else if (ret == 0 && version != POP3EXT_LEDGER_SCHEMA_VERSION) {
+		*error_r = t_strdup_printf("Ledger %s: schema version %d, "
+			"expected %d (written by another version of pop3ext?)",
+			state->path, version, POP3EXT_LEDGER_SCHEMA_VERSION);
+		ret = -1;
+	}
+	if (ledger_end(state, ret, error_r) < 0)
+		return -1;
+	if (imported)
+		ledger_rename_imported(state);
+	return 0;
+}
+
+int pop3ext_state_open(struct pop3ext_state *state, const char **error_r)
+{
+	const char *error;
+
+	if (state->open_error != NULL) {
+		*error_r = t_strdup(state->open_error);
+		return -1;
+	}
+	if (state->db != NULL)
+		return 0;
+	if (ledger_open(state, &error) < 0) {
+		if (state->db != NULL) {
+			(void)sqlite3_close(state->db);
+			state->db = NULL;
+		}
+		state->open_error = i_strdup(error);
+		*error_r = error;
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * The API
+ */
+
+int pop3ext_state_append_retrievals(struct pop3ext_state *state,
+				    const ARRAY_TYPE(pop3ext_retrieval) *entries,
+				    const char **error_r)
+{
+	int ret;
+
+	if (array_count(entries) == 0)
+		return 0;
+	if (pop3ext_state_open(state, error_r) < 0 ||
+	    ledger_begin(state, error_r) < 0)
+		return -1;
+	ret = insert_retrievals(state, entries, error_r);
+	return ledger_end(state, ret, error_r);
+}
+
+int pop3ext_state_read_retrievals(struct pop3ext_state *state, pool_t pool,
+				  int64_t *after_id, unsigned int max,
+				  ARRAY_TYPE(pop3ext_retrieval) *entries_r,
+				  const char **error_r)
+{
+	struct pop3ext_retrieval *r;
+	sqlite3_stmt *stmt;
+	int ret;
+
+	if (pop3ext_state_open(state, error_r) < 0)
+		return -1;
+	if (ledger_prepare(state, "SELECT id, uidvalidity, uid, guid, time "
+			   "FROM retrievals WHERE id > ? ORDER BY id LIMIT ?",
+			   &stmt, error_r) < 0)
+		return -1;
+	(void)sqlite3_bind_int64(stmt, 1, *after_id);
+	(void)sqlite3_bind_int64(stmt, 2, max == 0 ? -1 : (int64_t)max);
+	while ((ret = sqlite3_step(stmt)) == SQLITE_ROW) {
+		r = array_append_space(entries_r);
+		r->id = sqlite3_column_int64(stmt, 0);
+		r->uidvalidity = sqlite3_column_int64(stmt, 1);
+		r->uid = sqlite3_column_int64(stmt, 2);
+		r->guid = column_text(stmt, 3, pool);
+		r->time = sqlite3_column_int64(stmt, 4);
+		*after_id = r->id;
+	}
+	if (ret != SQLITE_DONE) {
+		*error_r = ledger_error(state);
+		(void)sqlite3_finalize(stmt);
+		return -1;
+	}
+	(void)sqlite3_finalize(stmt);
+	return 0;
+}
+
+static int delete_ids(struct pop3ext_state *state, const char *sql,
+		      const int64_t *ids, unsigned int count,
+		      const char **error_r)
+{
+	sqlite3_stmt *stmt;
+	unsigned int i;
+	int ret = 0;
+
+	if (count == 0)
+		return 0;
+	if (pop3ext_state_open(state, error_r) < 0 ||
+	    ledger_begin(state, error_r) < 0)
+		return -1;
+	if (ledger_prepare(state, sql, &stmt, error_r) < 0)
+		return ledger_end(state, -1, error_r);
+	for (i = 0; i < count && ret == 0; i++) {
+		if (ids[i] == 0)
+			continue;
+		(void)sqlite3_bind_int64(stmt, 1, ids[i]);
+		ret = ledger_step_done(state, stmt, error_r);
+	}
+	(void)sqlite3_finalize(stmt);
+	return ledger_end(state, ret, error_r);
+}
+
+int pop3ext_state_consume_retrievals(struct pop3ext_state *state,
+				     const ARRAY_TYPE(pop3ext_retrieval) *done,
+				     const char **error_r)
+{
+	const struct pop3ext_retrieval *r;
+	ARRAY(int64_t) ids;
+
+	if (array_count(done) == 0)
+		return 0;
+	t_array_init(&ids, array_count(done));
+	array_foreach(done, r)
+		array_push_back(&ids, &r->id);
+	return delete_ids(state, "DELETE FROM retrievals WHERE id = ?",
+			  array_front(&ids), array_count(&ids), error_r);
+}
+
+int pop3ext_state_append_held(struct pop3ext_state *state,
+			      ARRAY_TYPE(pop3ext_held) *entries,
+			      const char **error_r)
+{
+	int ret;
+
+	if (array_count(entries) == 0)
+		return 0;
+	if (pop3ext_state_open(state, error_r) < 0 ||
+	    ledger_begin(state, error_r) < 0)
+		return -1;
+	ret = insert_held(state, HELD_INSERT("intent"), entries, TRUE,
+			  error_r);
+	return ledger_end(state, ret, error_r);
+}
+
+int pop3ext_state_reconcile_held(struct pop3ext_state *state,
+				 const ARRAY_TYPE(pop3ext_held) *entries,
+				 bool committed, const char **error_r)
+{
+	const struct pop3ext_held *h;
+	ARRAY_TYPE(pop3ext_held) voided;
+	ARRAY(int64_t) ids;
+	sqlite3_stmt *stmt;
+	int ret = 0;
+
+	if (array_count(entries) == 0)
+		return 0;
+	if (!committed) {
+		t_array_init(&ids, array_count(entries));
+		array_foreach(entries, h)
+			array_push_back(&ids, &h->id);
+		return delete_ids(state, "DELETE FROM held "
+				  "WHERE id = ? AND state = 'intent'",
+				  array_front(&ids), array_count(&ids),
+				  error_r);
+	}
+	if (pop3ext_state_open(state, error_r) < 0 ||
+	    ledger_begin(state, error_r) < 0)
+		return -1;
+	if (ledger_prepare(state, "UPDATE held SET state = 'committed' "
+			   "WHERE id = ?", &stmt, error_r) < 0)
+		return ledger_end(state, -1, error_r);
+	t_array_init(&voided, 4);
+	array_foreach(entries, h) {
+		if (h->id == 0)
+			continue;
+		(void)sqlite3_bind_int64(stmt, 1, h->id);
+		if ((ret = ledger_step_done(state, stmt, error_r)) < 0)
+			break;
+		if (sqlite3_changes(state->db) == 0) {
+			/* a sweep found the message not yet pending and
+			   voided the intent: it is pending now */
+			array_push_back(&voided, h);
+		}
+	}
+	(void)sqlite3_finalize(stmt);
+	if (ret == 0 && array_count(&voided) > 0) {
+		ret = insert_held(state, HELD_INSERT("committed"), &voided,
+				  FALSE, error_r);
+	}
+	return ledger_end(state, ret, error_r);
 }
 
 int pop3ext_state_read_held(struct pop3ext_state *state, pool_t pool,
 			    ARRAY_TYPE(pop3ext_held) *entries_r,
 			    const char **error_r)
 {
-	struct read_held_ctx ctx = {
-		.state = state, .pool = pool, .entries = entries_r
-	};
+	struct pop3ext_held *h;
+	sqlite3_stmt *stmt;
+	int ret;
 
-	return state_read_lines(state, "held.log", 0, read_held_line, &ctx,
-				FALSE, error_r);
-}
-
-static bool held_equals(const struct pop3ext_held *a,
-			const struct pop3ext_held *b)
-{
-	return a->uid == b->uid && a->uidvalidity == b->uidvalidity &&
-		strcmp(a->guid, b->guid) == 0 &&
-		strcmp(a->mailbox, b->mailbox) == 0;
-}
-
-struct remove_held_ctx {
-	const ARRAY_TYPE(pop3ext_held) *done;
-	string_t *keep;
-	pool_t pool;
-};
-
-static int remove_held_line(const char *line, uoff_t end_offset ATTR_UNUSED,
-			    void *context)
-{
-	struct remove_held_ctx *ctx = context;
-	const struct pop3ext_held *d;
-	struct pop3ext_held h;
-
-	if (pop3ext_state_parse_held(line, ctx->pool, &h) == 0) {
-		array_foreach(ctx->done, d) {
-			if (held_equals(&h, d))
-				return 1;
-		}
+	if (pop3ext_state_open(state, error_r) < 0)
+		return -1;
+	if (ledger_prepare(state, "SELECT id, mailbox_guid, mailbox, "
+			   "uidvalidity, uid, guid, save_date, held_time, "
+			   "reason, state FROM held ORDER BY id",
+			   &stmt, error_r) < 0)
+		return -1;
+	while ((ret = sqlite3_step(stmt)) == SQLITE_ROW) {
+		h = array_append_space(entries_r);
+		h->id = sqlite3_column_int64(stmt, 0);
+		h->mailbox_guid = column_text(stmt, 1, pool);
+		h->mailbox = column_text(stmt, 2, pool);
+		h->uidvalidity = sqlite3_column_int64(stmt, 3);
+		h->uid = sqlite3_column_int64(stmt, 4);
+		h->guid = column_text(stmt, 5, pool);
+		h->save_date = sqlite3_column_int64(stmt, 6);
+		h->held_time = sqlite3_column_int64(stmt, 7);
+		h->reason = column_text(stmt, 8, pool);
+		h->intent = strcmp((const char *)sqlite3_column_text(stmt, 9),
+				   "intent") == 0;
 	}
-	/* kept, including lines we cannot parse (reported when read) */
-	str_append(ctx->keep, line);
-	str_append_c(ctx->keep, '\n');
-	return 1;
+	if (ret != SQLITE_DONE) {
+		*error_r = ledger_error(state);
+		(void)sqlite3_finalize(stmt);
+		return -1;
+	}
+	(void)sqlite3_finalize(stmt);
+	return 0;
 }
 
 int pop3ext_state_remove_held(struct pop3ext_state *state,
 			      const ARRAY_TYPE(pop3ext_held) *done,
 			      const char **error_r)
 {
-	struct remove_held_ctx ctx;
-	struct file_lock *lock;
-	int ret;
+	const struct pop3ext_held *h;
+	ARRAY(int64_t) ids;
 
 	if (array_count(done) == 0)
 		return 0;
-	if (state_lock(state, &lock, error_r) < 0)
-		return -1;
-	ctx.done = done;
-	ctx.keep = t_str_new(1024);
-	ctx.pool = pool_datastack_create();
-	ret = state_read_lines(state, "held.log", 0, remove_held_line, &ctx,
-			       TRUE, error_r);
-	if (ret == 0) {
-		ret = state_replace(state, "held.log", str_data(ctx.keep),
-				    str_len(ctx.keep), error_r);
-	}
-	file_lock_free(&lock);
-	return ret;
+	t_array_init(&ids, array_count(done));
+	array_foreach(done, h)
+		array_push_back(&ids, &h->id);
+	return delete_ids(state, "DELETE FROM held WHERE id = ?",
+			  array_front(&ids), array_count(&ids), error_r);
 }
 
 int pop3ext_state_read_first_login(struct pop3ext_state *state,
 				   struct pop3ext_first_login *rec_r,
 				   const char **error_r)
 {
-	const char *data, *const *args;
+	sqlite3_stmt *stmt;
 	int ret;
 
 	i_zero(rec_r);
-	ret = state_read_small(state, "first-login", &data, error_r);
-	if (ret <= 0)
-		return ret;
-	args = t_strsplit(data, " ");
-	if (str_array_length(args) != 3 ||
-	    parse_time(args[0], &rec_r->time) < 0 ||
-	    str_to_uint32(args[1], &rec_r->uidvalidity) < 0 ||
-	    str_to_uint32(args[2], &rec_r->uidnext) < 0) {
-		*error_r = t_strdup_printf("%s/first-login: invalid content "
-			"'%s'", state->dir, str_sanitize(data, 40));
+	if (pop3ext_state_open(state, error_r) < 0)
 		return -1;
+	if (ledger_prepare(state, "SELECT time, uidvalidity, uidnext "
+			   "FROM first_login WHERE id = 1", &stmt,
+			   error_r) < 0)
+		return -1;
+	ret = sqlite3_step(stmt);
+	if (ret == SQLITE_ROW) {
+		rec_r->time = sqlite3_column_int64(stmt, 0);
+		rec_r->uidvalidity = sqlite3_column_int64(stmt, 1);
+		rec_r->uidnext = sqlite3_column_int64(stmt, 2);
+		ret = 1;
+	} else if (ret == SQLITE_DONE) {
+		ret = 0;
+	} else {
+		*error_r = ledger_error(state);
+		ret = -1;
 	}
-	return 1;
+	(void)sqlite3_finalize(stmt);
+	return ret;
 }
 
 int pop3ext_state_write_first_login(struct pop3ext_state *state,
 				    struct pop3ext_first_login *rec,
 				    const char **error_r)
 {
-	const char *path, *tmp, *str;
-	int fd, ret, link_errno;
+	int ret;
 
-	if (state_mkdir(state, error_r) < 0)
+	if (pop3ext_state_open(state, error_r) < 0 ||
+	    ledger_begin(state, error_r) < 0)
 		return -1;
-	/* written whole to a temporary file, then link()ed into place: of
-	   two first logins at once, one records itself and the other reads
-	   that, and nobody reads a half-written file */
-	path = state_path(state, "first-login");
-	tmp = t_strdup_printf("%s.%s.tmp", path, my_pid);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-	if (fd == -1) {
-		*error_r = errno_error("open", tmp);
-		return -1;
-	}
-	str = t_strdup_printf("%ld %u %u\n", (long)rec->time,
-			      rec->uidvalidity, rec->uidnext);
-	if (write_full(fd, str, strlen(str)) < 0 || fdatasync(fd) < 0) {
-		*error_r = errno_error("write", tmp);
-		i_close_fd(&fd);
-		i_unlink(tmp);
-		return -1;
-	}
-	i_close_fd(&fd);
-	ret = link(tmp, path);
-	link_errno = errno;
-	i_unlink(tmp);
-	if (ret == 0)
-		return 0;
-	if (link_errno != EEXIST) {
-		errno = link_errno;
-		*error_r = errno_error("link", path);
-		return -1;
-	}
-	ret = pop3ext_state_read_first_login(state, rec, error_r);
+	/* of two first logins at once, one records itself and the other
+	   reads that */
+	ret = insert_first_login(state, rec, error_r);
 	if (ret == 0) {
-		*error_r = t_strdup_printf("%s vanished", path);
-		return -1;
+		ret = pop3ext_state_read_first_login(state, rec, error_r);
+		if (ret == 0) {
+			*error_r = t_strdup_printf("Ledger %s: first login "
+				"not recorded", state->path);
+			ret = -1;
+		} else if (ret > 0) {
+			ret = 0;
+		}
 	}
-	return ret < 0 ? -1 : 0;
+	return ledger_end(state, ret, error_r);
 }

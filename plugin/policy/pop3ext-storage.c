@@ -28,6 +28,7 @@
 #include "lib.h"
 #include "array.h"
 #include "ioloop.h"
+#include "guid.h"
 #include "mail-index.h"
 #include "seq-range-array.h"
 #include "mail-search-build.h"
@@ -292,6 +293,7 @@ pop3ext_hold(struct pop3ext_user *puser, struct mail *mail,
 	     enum pop3ext_expunge_decision decision)
 {
 	struct mailbox_status status;
+	struct mailbox_metadata metadata;
 	struct pop3ext_held *h;
 	const char *guid;
 
@@ -315,8 +317,17 @@ pop3ext_hold(struct pop3ext_user *puser, struct mail *mail,
 			mailbox_get_last_internal_error(mail->box, NULL));
 		return;
 	}
+	if (mailbox_get_metadata(mail->box, MAILBOX_METADATA_GUID,
+				 &metadata) < 0) {
+		e_error(puser->event, "Held expunge of %s UID %u cannot be "
+			"logged for the sweep: no mailbox GUID: %s",
+			mailbox_get_vname(mail->box), mail->uid,
+			mailbox_get_last_internal_error(mail->box, NULL));
+		return;
+	}
 	(void)pop3ext_transaction_pool(pt);
 	h = array_append_space(&pt->held);
+	h->mailbox_guid = p_strdup(pt->pool, guid_128_to_string(metadata.guid));
 	h->mailbox = p_strdup(pt->pool, pop3ext_owner_vname(puser, mail->box));
 	mailbox_get_open_status(mail->box, STATUS_UIDVALIDITY, &status);
 	h->uidvalidity = status.uidvalidity;
@@ -525,13 +536,27 @@ pop3ext_transaction_commit(struct mailbox_transaction_context *t,
 		pop3ext_transaction_free(pt);
 		return -1;
 	}
-	ret = mbox->module_ctx.super.transaction_commit(t, changes_r);
-	if (ret == 0 && pt->pool != NULL && array_count(&pt->held) > 0 &&
+	if (pt->pool != NULL && array_count(&pt->held) > 0 &&
 	    pop3ext_state_append_held(puser->state, &pt->held, &error) < 0) {
-		/* the messages keep their pending keyword and are not
-		   expunged: nothing is lost, the sweep just can't see them */
-		e_error(puser->event, "Failed to log %u held expunge(s) for "
-			"the sweep: %s", array_count(&pt->held), error);
+		/* the intent first: without its record no message becomes
+		   pending, so nothing of this transaction is committed */
+		e_error(puser->event, "Failed to record %u held expunge(s) "
+			"for the sweep: %s", array_count(&pt->held), error);
+		mail_storage_set_error(box->storage, MAIL_ERROR_TEMP,
+			"pop3ext: can't record held expunges - nothing "
+			"changed");
+		mbox->module_ctx.super.transaction_rollback(t);
+		pop3ext_transaction_free(pt);
+		return -1;
+	}
+	ret = mbox->module_ctx.super.transaction_commit(t, changes_r);
+	if (pt->pool != NULL && array_count(&pt->held) > 0 &&
+	    pop3ext_state_reconcile_held(puser->state, &pt->held, ret == 0,
+					 &error) < 0) {
+		/* the intents stay: the sweep checks the pending keyword */
+		e_error(puser->event, "Failed to reconcile %u held expunge(s) "
+			"after the %s: %s", array_count(&pt->held),
+			ret == 0 ? "commit" : "failed commit", error);
 	}
 	pop3ext_transaction_free(pt);
 	return ret;

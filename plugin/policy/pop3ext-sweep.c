@@ -2,6 +2,7 @@
 
 #include "lib.h"
 #include "array.h"
+#include "guid.h"
 #include "ioloop.h"
 #include "seq-range-array.h"
 #include "file-lock.h"
@@ -164,21 +165,20 @@ static bool sweep_expunge(struct pop3ext_sweep *sweep, struct sweep_box *sbox,
 	return TRUE;
 }
 
-/* pop3ext_expire_after_retr: the retrieval log in time order, read in
-   chunks up to the first entry not yet due. */
+/* pop3ext_expire_after_retr: the retrieval records, read in chunks; those
+   due are done with (consumed_r) once their expunges are committed. */
 #define SWEEP_RETRIEVALS_CHUNK 128
 static void
 sweep_retrievals(struct pop3ext_sweep *sweep, struct sweep_box *sbox,
 		 struct mail *mail, ARRAY_TYPE(seq_range) *seqs,
-		 uoff_t *consumed_r)
+		 ARRAY_TYPE(pop3ext_retrieval) *consumed_r)
 {
 	ARRAY_TYPE(pop3ext_retrieval) entries;
 	const struct pop3ext_retrieval *r;
 	const char *error;
-	uoff_t offset = (uoff_t)-1;
+	int64_t after_id = 0;
 	unsigned int count;
 
-	*consumed_r = 0;
 	if (sweep->puser->policy.expire_after_retr == POP3EXT_NEVER ||
 	    sweep->puser->state == NULL)
 		return;
@@ -186,7 +186,7 @@ sweep_retrievals(struct pop3ext_sweep *sweep, struct sweep_box *sbox,
 	do {
 		array_clear(&entries);
 		if (pop3ext_state_read_retrievals(sweep->puser->state,
-				sweep->pool, &offset, SWEEP_RETRIEVALS_CHUNK,
+				sweep->pool, &after_id, SWEEP_RETRIEVALS_CHUNK,
 				&entries, &error) < 0) {
 			sweep_set_error(sweep, sbox, error);
 			return;
@@ -196,8 +196,12 @@ sweep_retrievals(struct pop3ext_sweep *sweep, struct sweep_box *sbox,
 			if (r->uid != 0) {
 				if (!pop3ext_decide_retr_expired(
 					&sweep->puser->policy, r->time,
-					ioloop_time))
-					return;
+					ioloop_time)) {
+					/* not yet: kept (a record from a
+					   clock in the future stops no
+					   other) */
+					continue;
+				}
 				switch (sweep_find(mail, r->uidvalidity,
 						   r->uid, r->guid)) {
 				case SWEEP_FIND_FOUND:
@@ -216,7 +220,7 @@ sweep_retrievals(struct pop3ext_sweep *sweep, struct sweep_box *sbox,
 					return;
 				}
 			}
-			*consumed_r = r->end_offset;
+			array_push_back(consumed_r, r);
 		}
 	} while (count == SWEEP_RETRIEVALS_CHUNK);
 }
@@ -256,18 +260,37 @@ static void sweep_max_age(struct pop3ext_sweep *sweep, struct sweep_box *sbox,
 	}
 }
 
-/* Is the expunge of mail held, i.e. in held.log? (The pending keyword
-   alone proves nothing.) */
+/* Is the record h of the mailbox box (its GUID as text)? A record imported
+   from an old held.log knows only the name. */
+static bool held_is_of(const struct pop3ext_held *h, struct mailbox *box,
+		       const char *box_guid)
+{
+	if (h->mailbox_guid[0] != '\0')
+		return strcmp(h->mailbox_guid, box_guid) == 0;
+	return strcmp(h->mailbox, mailbox_get_vname(box)) == 0;
+}
+
+static const char *sweep_box_guid(struct mailbox *box)
+{
+	struct mailbox_metadata metadata;
+
+	if (mailbox_get_metadata(box, MAILBOX_METADATA_GUID, &metadata) < 0)
+		return "";
+	return guid_128_to_string(metadata.guid);
+}
+
+/* Is the expunge of mail held, i.e. recorded? (The pending keyword alone
+   proves nothing.) */
 static bool sweep_is_held(struct pop3ext_sweep *sweep, struct mail *mail)
 {
 	const struct pop3ext_held *h;
 	struct mailbox_status status;
-	const char *vname = mailbox_get_vname(mail->box);
+	const char *box_guid = sweep_box_guid(mail->box);
 	const char *guid = NULL;
 
 	mailbox_get_open_status(mail->box, STATUS_UIDVALIDITY, &status);
 	array_foreach(&sweep->held, h) {
-		if (strcmp(h->mailbox, vname) != 0)
+		if (!held_is_of(h, mail->box, box_guid))
 			continue;
 		if (h->uidvalidity == status.uidvalidity) {
 			if (h->uid == mail->uid)
@@ -294,7 +317,7 @@ static int sweep_inbox(struct pop3ext_sweep *sweep)
 	const char *kws[] = { POP3EXT_KEYWORD_PENDING, NULL };
 	struct sweep_box sbox;
 	unsigned int n = 0;
-	uoff_t consumed;
+	ARRAY_TYPE(pop3ext_retrieval) consumed;
 	uint32_t seq;
 	int ret = 0;
 
@@ -318,6 +341,7 @@ static int sweep_inbox(struct pop3ext_sweep *sweep)
 	mail = mail_alloc(t, MAIL_FETCH_SAVE_DATE | MAIL_FETCH_PHYSICAL_SIZE,
 			  NULL);
 	p_array_init(&seqs, sweep->pool, 64);
+	p_array_init(&consumed, sweep->pool, 64);
 
 	sweep_retrievals(sweep, &sbox, mail, &seqs, &consumed);
 	if (!sbox.failed)
@@ -328,7 +352,7 @@ static int sweep_inbox(struct pop3ext_sweep *sweep)
 		mail_set_seq(mail, seq);
 		if (mail->expunged)
 			continue;
-		/* a held expunge is already in held.log */
+		/* a held expunge is already recorded */
 		if (str_array_find(mail_get_keywords(mail), kws[0]) &&
 		    sweep_is_held(sweep, mail))
 			continue;
@@ -336,12 +360,13 @@ static int sweep_inbox(struct pop3ext_sweep *sweep)
 	}
 	mail_free(&mail);
 
-	if (sweep_finish(sweep, &sbox, box, &t) && consumed > 0) {
+	if (sweep_finish(sweep, &sbox, box, &t) &&
+	    array_count(&consumed) > 0) {
 		const char *error;
 
 		/* not consumed: read again next time, and found gone */
 		if (pop3ext_state_consume_retrievals(sweep->puser->state,
-						     consumed, &error) < 0)
+						     &consumed, &error) < 0)
 			sweep_set_error(sweep, &sbox, error);
 	}
 	if (sbox.failed)
@@ -350,37 +375,95 @@ static int sweep_inbox(struct pop3ext_sweep *sweep)
 	return ret;
 }
 
+/* The group of records of one mailbox: its GUID and name when held. */
+static const char *held_key(const struct pop3ext_held *h)
+{
+	return t_strconcat(h->mailbox_guid, "/", h->mailbox, NULL);
+}
+
+/* Opens the mailbox of the record h: by the name it had, if it is still
+   the same mailbox, else by its GUID (renamed). Returns 1 (*box_r is
+   synced), 0 if the mailbox is gone, -1 on error (*box_r is set for the
+   error). */
+static int sweep_held_open(struct pop3ext_sweep *sweep,
+			   const struct pop3ext_held *h,
+			   struct mailbox **box_r)
+{
+	struct mail_namespace *ns;
+	struct mailbox *box;
+	enum mail_error error;
+	guid_128_t guid;
+
+	ns = mail_namespace_find(sweep->user->namespaces, h->mailbox);
+	box = mailbox_alloc(ns->list, h->mailbox, 0);
+	if (mailbox_sync(box, 0) == 0) {
+		if (h->mailbox_guid[0] == '\0' ||
+		    strcmp(sweep_box_guid(box), h->mailbox_guid) == 0) {
+			*box_r = box;
+			return 1;
+		}
+		/* another mailbox has the name now */
+	} else {
+		(void)mailbox_get_last_error(box, &error);
+		if (error != MAIL_ERROR_NOTFOUND) {
+			*box_r = box;
+			return -1;
+		}
+	}
+	mailbox_free(&box);
+	if (h->mailbox_guid[0] == '\0' ||
+	    guid_128_from_string(h->mailbox_guid, guid) < 0)
+		return 0;
+	/* renamed (or gone): its GUID tells */
+	for (ns = sweep->user->namespaces; ns != NULL; ns = ns->next) {
+		if (ns->type != MAIL_NAMESPACE_TYPE_PRIVATE)
+			continue;
+		box = mailbox_alloc_guid(ns->list, guid, 0);
+		if (mailbox_sync(box, 0) == 0) {
+			*box_r = box;
+			return 1;
+		}
+		(void)mailbox_get_last_error(box, &error);
+		if (error != MAIL_ERROR_NOTFOUND) {
+			*box_r = box;
+			return -1;
+		}
+		mailbox_free(&box);
+	}
+	return 0;
+}
+
 /* Completes one mailbox's held expunges that are now allowed; adds the
-   entries that are done (expunged, gone, or withdrawn) to done. */
+   records that are done (expunged, gone, withdrawn, or a void intent) to
+   done. */
 static void
-sweep_held_mailbox(struct pop3ext_sweep *sweep, const char *vname,
+sweep_held_mailbox(struct pop3ext_sweep *sweep, const char *key,
+		   const struct pop3ext_held *first,
 		   const ARRAY_TYPE(pop3ext_held) *entries,
 		   ARRAY_TYPE(pop3ext_held) *done)
 {
-	struct mail_namespace *ns;
 	struct mailbox *box;
 	struct mailbox_transaction_context *t;
 	struct mail *mail;
 	const struct pop3ext_held *h;
 	ARRAY_TYPE(pop3ext_held) box_done;
 	struct sweep_box sbox;
-	enum mail_error error;
+	bool pending;
+	int ret;
 
 	i_zero(&sbox);
-	ns = mail_namespace_find(sweep->user->namespaces, vname);
-	box = mailbox_alloc(ns->list, vname, 0);
-	if (mailbox_sync(box, 0) < 0) {
-		(void)mailbox_get_last_error(box, &error);
-		if (error == MAIL_ERROR_NOTFOUND) {
+	ret = sweep_held_open(sweep, first, &box);
+	if (ret <= 0) {
+		if (ret == 0) {
 			/* the mailbox is gone, and its messages with it */
 			array_foreach(entries, h) {
-				if (strcmp(h->mailbox, vname) == 0)
+				if (strcmp(held_key(h), key) == 0)
 					array_push_back(done, h);
 			}
 		} else {
 			sweep_set_box_error(sweep, &sbox, box, "Can't sync");
+			mailbox_free(&box);
 		}
-		mailbox_free(&box);
 		return;
 	}
 
@@ -388,9 +471,10 @@ sweep_held_mailbox(struct pop3ext_sweep *sweep, const char *vname,
 	t = mailbox_transaction_begin(box, 0, "pop3ext sweep");
 	mail = mail_alloc(t, MAIL_FETCH_PHYSICAL_SIZE, NULL);
 	array_foreach(entries, h) {
-		if (strcmp(h->mailbox, vname) != 0)
+		if (strcmp(held_key(h), key) != 0)
 			continue;
-		if (pop3ext_decide_expunge(&sweep->puser->policy, h->save_date,
+		if (!h->intent &&
+		    pop3ext_decide_expunge(&sweep->puser->policy, h->save_date,
 					   ioloop_time) !=
 		    POP3EXT_EXPUNGE_ALLOW) {
 			sbox.counts.held++;
@@ -410,16 +494,27 @@ sweep_held_mailbox(struct pop3ext_sweep *sweep, const char *vname,
 		}
 		if (sbox.failed)
 			break;
-		if (!mail->expunged &&
-		    str_array_find(mail_get_keywords(mail),
-				   POP3EXT_KEYWORD_PENDING)) {
+		pending = !mail->expunged &&
+			str_array_find(mail_get_keywords(mail),
+				       POP3EXT_KEYWORD_PENDING);
+		if (pending && h->intent &&
+		    pop3ext_decide_expunge(&sweep->puser->policy, h->save_date,
+					   ioloop_time) !=
+		    POP3EXT_EXPUNGE_ALLOW) {
+			/* a crash came between the storage commit and the
+			   reconciliation: the intent holds */
+			sbox.counts.held++;
+			continue;
+		}
+		if (pending) {
 			if (sweep_expunge(sweep, &sbox, mail))
 				sbox.counts.held_completed++;
 			else
 				continue;
 		}
 		/* expunged now, or gone, or the pending keyword was removed
-		   (the deletion withdrawn): done either way */
+		   (the deletion withdrawn, or an intent whose commit never
+		   happened): done either way */
 		array_push_back(&box_done, h);
 	}
 	mail_free(&mail);
@@ -432,20 +527,23 @@ static int sweep_held(struct pop3ext_sweep *sweep)
 {
 	const ARRAY_TYPE(pop3ext_held) *entries = &sweep->held;
 	ARRAY_TYPE(pop3ext_held) done;
-	ARRAY_TYPE(const_string) mailboxes;
+	ARRAY_TYPE(const_string) keys;
 	const struct pop3ext_held *h;
-	const char *vname, *error;
+	const char *key, *error;
 
 	if (sweep->puser->state == NULL)
 		return 0;
-	p_array_init(&mailboxes, sweep->pool, 4);
-	array_foreach(entries, h) {
-		if (!array_lsearch(&mailboxes, &h->mailbox, i_strcmp_p))
-			array_push_back(&mailboxes, &h->mailbox);
-	}
+	p_array_init(&keys, sweep->pool, 4);
 	p_array_init(&done, sweep->pool, 16);
-	array_foreach_elem(&mailboxes, vname)
-		sweep_held_mailbox(sweep, vname, entries, &done);
+	array_foreach(entries, h) {
+		key = p_strdup(sweep->pool, held_key(h));
+		if (array_lsearch(&keys, &key, i_strcmp_p) != NULL)
+			continue;
+		array_push_back(&keys, &key);
+		T_BEGIN {
+			sweep_held_mailbox(sweep, key, h, entries, &done);
+		} T_END;
+	}
 	if (!sweep->dry_run &&
 	    pop3ext_state_remove_held(sweep->puser->state, &done, &error) < 0) {
 		/* the expunges are done; their records go next time */

@@ -14,6 +14,7 @@
 
 /* under the home directory */
 #define POP3EXT_STATE_DIR_NAME ".pop3ext"
+#define POP3EXT_LEDGER_PATH_SETTING "pop3ext_ledger_path"
 
 struct event_category event_category_pop3ext = {
 	.name = "pop3ext",
@@ -172,6 +173,51 @@ static void pop3ext_user_deinit(struct mail_user *user)
 	puser->module_ctx.super.deinit(user);
 }
 
+/* The ledger: pop3ext_ledger_path (~/ is the home), by default
+   ~/.pop3ext/ledger.db. A ledger (or old logs to import) that exists is
+   opened now, so that a damaged one fails the user safe at once; a new
+   one is created when something is first recorded. */
+static int
+pop3ext_user_init_state(struct mail_user *user, struct pop3ext_user *puser,
+			const char *home, const char **error_r)
+{
+	const char *path, *dir, *p;
+
+	path = mail_user_plugin_getenv(user, POP3EXT_LEDGER_PATH_SETTING);
+	if (path != NULL && *path == '\0')
+		path = NULL;
+	if (path != NULL && str_begins(path, "~/")) {
+		if (home == NULL) {
+			*error_r = POP3EXT_LEDGER_PATH_SETTING": ~/ needs a "
+				"home directory";
+			return -1;
+		}
+		path = t_strconcat(home, path + 1, NULL);
+	} else if (path != NULL && *path != '/') {
+		*error_r = t_strdup_printf(POP3EXT_LEDGER_PATH_SETTING
+			"=%s: must be an absolute path or start with ~/",
+			path);
+		return -1;
+	}
+	if (home != NULL)
+		dir = t_strconcat(home, "/", POP3EXT_STATE_DIR_NAME, NULL);
+	else if (path != NULL) {
+		p = strrchr(path, '/');
+		dir = p == path ? "/" : t_strdup_until(path, p);
+	} else {
+		/* no home, no ledger: what needs it says so */
+		return 0;
+	}
+	puser->state = pop3ext_state_init(dir, path, puser->event);
+	if (pop3ext_state_exists(puser->state) &&
+	    pop3ext_state_open(puser->state, error_r) < 0) {
+		*error_r = t_strconcat(POP3EXT_LEDGER_PATH_SETTING": ",
+				       *error_r, NULL);
+		return -1;
+	}
+	return 0;
+}
+
 void pop3ext_mail_user_created(struct mail_user *user)
 {
 	struct mail_user_vfuncs *v = user->vlast;
@@ -205,9 +251,13 @@ void pop3ext_mail_user_created(struct mail_user *user)
 		puser->policy_error = p_strdup_printf(user->pool,
 			"%s for user %s", error, user->username);
 	}
-	if (mail_user_get_home(user, &home) > 0) {
-		puser->state = pop3ext_state_init(t_strconcat(home, "/",
-			POP3EXT_STATE_DIR_NAME, NULL), puser->event);
+	if (mail_user_get_home(user, &home) <= 0)
+		home = NULL;
+	if (pop3ext_user_init_state(user, puser, home, &error) < 0 &&
+	    puser->policy_error == NULL) {
+		/* the state is part of the policy: without it, fail safe */
+		puser->policy_error = p_strdup_printf(user->pool,
+			"%s for user %s", error, user->username);
 	}
 	MODULE_CONTEXT_SET(user, pop3ext_user_module, puser);
 }

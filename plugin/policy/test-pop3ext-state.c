@@ -12,11 +12,16 @@
 #include <fcntl.h>
 #include <unistd.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <sqlite3.h>
+
+#define RIDX(a, i) ((const struct pop3ext_retrieval *)array_idx(a, i))
+#define HIDX(a, i) ((const struct pop3ext_held *)array_idx(a, i))
 
 static char *test_dir;
 static struct event *test_event;
 
-static struct pop3ext_state *test_state(void)
+static void test_dir_clean(void)
 {
 	const char *error;
 
@@ -26,42 +31,46 @@ static struct pop3ext_state *test_state(void)
 					   dec2str(getpid()));
 		test_event = event_create(NULL);
 	}
-
 	if (unlink_directory(test_dir, UNLINK_DIRECTORY_FLAG_RMDIR,
 			     &error) < 0 && errno != ENOENT)
 		i_fatal("%s", error);
-	return pop3ext_state_init(test_dir, test_event);
 }
 
-static void test_file_write(const char *name, const char *data)
+/* another handle on the same ledger (another process's, say) */
+static struct pop3ext_state *test_state_open(void)
+{
+	return pop3ext_state_init(test_dir, NULL, test_event);
+}
+
+static struct pop3ext_state *test_state(void)
+{
+	test_dir_clean();
+	return test_state_open();
+}
+
+static void test_file_write(const char *name, const char *data, size_t size)
 {
 	const char *path = t_strconcat(test_dir, "/", name, NULL);
-	FILE *f = fopen(path, "w");
+	FILE *f;
 
-	if (f == NULL || fputs(data, f) < 0 || fclose(f) != 0)
+	if (mkdir(test_dir, 0700) < 0 && errno != EEXIST)
+		i_fatal("mkdir %s: %m", test_dir);
+	f = fopen(path, "w");
+	if (f == NULL || fwrite(data, 1, size, f) != size || fclose(f) != 0)
 		i_fatal("write %s: %m", path);
 }
 
-static const char *test_file_read(const char *name)
+static bool test_file_exists(const char *name)
 {
-	const char *path = t_strconcat(test_dir, "/", name, NULL);
-	char buf[65536];
-	ssize_t ret;
-	int fd = open(path, O_RDONLY);
+	struct stat st;
 
-	if (fd == -1)
-		return NULL;
-	ret = read(fd, buf, sizeof(buf) - 1);
-	i_close_fd(&fd);
-	if (ret < 0)
-		i_fatal("read %s: %m", path);
-	return t_strndup(buf, ret);
+	return stat(t_strconcat(test_dir, "/", name, NULL), &st) == 0;
 }
 
-static void add_retrieval(ARRAY_TYPE(pop3ext_retrieval) *arr, uint32_t uid,
-			  const char *guid, time_t t)
+static void test_add_retrieval(ARRAY_TYPE(pop3ext_retrieval) *entries,
+			       uint32_t uid, const char *guid, time_t t)
 {
-	struct pop3ext_retrieval *r = array_append_space(arr);
+	struct pop3ext_retrieval *r = array_append_space(entries);
 
 	r->uidvalidity = 1000;
 	r->uid = uid;
@@ -69,257 +78,372 @@ static void add_retrieval(ARRAY_TYPE(pop3ext_retrieval) *arr, uint32_t uid,
 	r->time = t;
 }
 
+static void test_add_held(ARRAY_TYPE(pop3ext_held) *entries,
+			  const char *box_guid, uint32_t uid, const char *guid)
+{
+	struct pop3ext_held *h = array_append_space(entries);
+
+	h->mailbox_guid = box_guid;
+	h->mailbox = "Box";
+	h->uidvalidity = 7;
+	h->uid = uid;
+	h->guid = guid;
+	h->save_date = 100;
+	h->held_time = 200;
+	h->reason = "legal_hold";
+}
+
+static unsigned int test_count_retrievals(struct pop3ext_state *state)
+{
+	ARRAY_TYPE(pop3ext_retrieval) entries;
+	const char *error;
+	int64_t after = 0;
+
+	t_array_init(&entries, 16);
+	if (pop3ext_state_read_retrievals(state, pool_datastack_create(),
+					  &after, 0, &entries, &error) < 0)
+		i_fatal("%s", error);
+	return array_count(&entries);
+}
+
 static void test_retrievals(void)
 {
 	struct pop3ext_state *state = test_state();
-	ARRAY_TYPE(pop3ext_retrieval) in, out;
+	ARRAY_TYPE(pop3ext_retrieval) entries, read;
 	const struct pop3ext_retrieval *r;
 	const char *error;
-	uoff_t offset;
-	pool_t pool = pool_alloconly_create("test", 1024);
+	int64_t after = 0;
 
-	test_begin("pop3ext state: retrieval log");
-	t_array_init(&in, 4);
-	add_retrieval(&in, 1, "guid-1", 100);
-	add_retrieval(&in, 7, "guid\\with-backslash", 200);
-	test_assert(pop3ext_state_append_retrievals(state, &in, &error) == 0);
-	array_clear(&in);
-	add_retrieval(&in, 9, "guid-9", 300);
-	test_assert(pop3ext_state_append_retrievals(state, &in, &error) == 0);
+	test_begin("pop3ext ledger: retrievals append/read/consume");
+	test_assert(!pop3ext_state_exists(state));
+	t_array_init(&entries, 4);
+	t_array_init(&read, 4);
+	test_add_retrieval(&entries, 1, "g1", 10);
+	test_add_retrieval(&entries, 2, "g2", 20);
+	test_add_retrieval(&entries, 3, "g3", 30);
+	test_assert(pop3ext_state_append_retrievals(state, &entries,
+						    &error) == 0);
+	test_assert(pop3ext_state_exists(state));
+	/* a record written again keeps the first retrieval's time */
+	array_clear(&entries);
+	test_add_retrieval(&entries, 2, "g2", 99);
+	test_assert(pop3ext_state_append_retrievals(state, &entries,
+						    &error) == 0);
 
-	p_array_init(&out, pool, 4);
-	offset = (uoff_t)-1;
-	test_assert(pop3ext_state_read_retrievals(state, pool, &offset, 0,
-						  &out, &error) == 0);
-	test_assert(array_count(&out) == 3);
-	test_assert(offset == (array_idx(&out, 2))->end_offset);
-	r = array_idx(&out, 1);
-	test_assert(r->uidvalidity == 1000 && r->uid == 7 && r->time == 200);
-	test_assert_strcmp(r->guid, "guid\\with-backslash");
+	/* in chunks, in the order written */
+	test_assert(pop3ext_state_read_retrievals(state,
+		pool_datastack_create(), &after, 2, &read, &error) == 0);
+	test_assert(array_count(&read) == 2);
+	r = array_idx(&read, 1);
+	test_assert(r->uid == 2 && strcmp(r->guid, "g2") == 0 &&
+		    r->time == 20 && r->uidvalidity == 1000 && after == r->id);
+	test_assert(pop3ext_state_read_retrievals(state,
+		pool_datastack_create(), &after, 2, &read, &error) == 0);
+	test_assert(array_count(&read) == 3);
+	r = array_idx(&read, 2);
+	test_assert(r->uid == 3 && r->time == 30);
 
-	/* a GUID a line could not carry is refused */
-	array_clear(&in);
-	add_retrieval(&in, 8, "guid with space", 250);
-	error = NULL;
-	test_assert(pop3ext_state_append_retrievals(state, &in, &error) < 0);
-	test_assert(error != NULL && strstr(error, "invalid GUID") != NULL);
-
-	/* at most max, then on from there */
-	array_clear(&out);
-	offset = (uoff_t)-1;
-	test_assert(pop3ext_state_read_retrievals(state, pool, &offset, 2,
-						  &out, &error) == 0);
-	test_assert(array_count(&out) == 2);
-	test_assert(pop3ext_state_read_retrievals(state, pool, &offset, 2,
-						  &out, &error) == 0);
-	test_assert(array_count(&out) == 3 &&
-		    (array_idx(&out, 2))->uid == 9);
-	array_delete(&out, 2, 1);
-
-	/* consuming the first two leaves the third */
-	test_assert(pop3ext_state_consume_retrievals(state,
-		(array_idx(&out, 1))->end_offset, &error) == 0);
-	array_clear(&out);
-	offset = (uoff_t)-1;
-	test_assert(pop3ext_state_read_retrievals(state, pool, &offset, 0,
-						  &out, &error) == 0);
-	test_assert(array_count(&out) == 1 &&
-		    (array_idx(&out, 0))->uid == 9);
+	/* consumed: deleted, the others stay */
+	array_delete(&read, 1, 1);
+	test_assert(pop3ext_state_consume_retrievals(state, &read,
+						     &error) == 0);
+	array_clear(&read);
+	after = 0;
+	test_assert(pop3ext_state_read_retrievals(state,
+		pool_datastack_create(), &after, 0, &read, &error) == 0);
+	test_assert(array_count(&read) == 1);
+	test_assert(RIDX(&read, 0)->uid == 2);
 	pop3ext_state_deinit(&state);
-	pool_unref(&pool);
 	test_end();
 }
 
-static void test_retrievals_compact(void)
+static void test_held(void)
 {
-	struct pop3ext_state *state = test_state();
-	ARRAY_TYPE(pop3ext_retrieval) in, out;
+	struct pop3ext_state *state = test_state(), *other;
+	ARRAY_TYPE(pop3ext_held) entries, read;
+	const struct pop3ext_held *h;
 	const char *error;
-	unsigned int i;
-	struct stat st;
-	uoff_t offset;
-	pool_t pool = pool_alloconly_create("test", 1024*1024);
 
-	test_begin("pop3ext state: retrieval log compaction");
-	t_array_init(&in, 4000);
-	for (i = 1; i <= 4000; i++)
-		add_retrieval(&in, i, "0123456789abcdef0123456789abcdef", i);
-	test_assert(pop3ext_state_append_retrievals(state, &in, &error) == 0);
-	p_array_init(&out, pool, 4000);
-	offset = (uoff_t)-1;
-	test_assert(pop3ext_state_read_retrievals(state, pool, &offset, 3900,
-						  &out, &error) == 0);
-	test_assert(array_count(&out) == 3900);
-	test_assert(pop3ext_state_consume_retrievals(state,
-		(array_idx(&out, 3899))->end_offset, &error) == 0);
-	/* rewritten: only the last 100 entries, and the offset restarts */
-	test_assert(stat(t_strconcat(test_dir, "/retrieved.log", NULL),
-			 &st) == 0 && st.st_size < 10000);
-	test_assert_strcmp(test_file_read("retrieved.offset"), "0\n");
-	array_clear(&out);
-	offset = (uoff_t)-1;
-	test_assert(pop3ext_state_read_retrievals(state, pool, &offset, 0,
-						  &out, &error) == 0);
-	test_assert(array_count(&out) == 100 &&
-		    (array_idx(&out, 0))->uid == 3901);
+	test_begin("pop3ext ledger: held intents and reconciliation");
+	t_array_init(&entries, 4);
+	t_array_init(&read, 4);
+	test_add_held(&entries, "boxguid", 1, "g1");
+	test_add_held(&entries, "boxguid", 2, "g2");
+	test_assert(pop3ext_state_append_held(state, &entries, &error) == 0);
+	test_assert(HIDX(&entries, 0)->id > 0 &&
+		    HIDX(&entries, 1)->id > HIDX(&entries, 0)->id);
+
+	/* before the reconciliation: intents */
+	test_assert(pop3ext_state_read_held(state, pool_datastack_create(),
+					    &read, &error) == 0);
+	test_assert(array_count(&read) == 2);
+	array_foreach(&read, h)
+		test_assert(h->intent);
+	h = array_idx(&read, 1);
+	test_assert(strcmp(h->mailbox_guid, "boxguid") == 0 &&
+		    strcmp(h->mailbox, "Box") == 0 && h->uid == 2 &&
+		    h->uidvalidity == 7 && strcmp(h->guid, "g2") == 0 &&
+		    h->save_date == 100 && h->held_time == 200 &&
+		    strcmp(h->reason, "legal_hold") == 0);
+
+	/* a sweep voids the second intent meanwhile (its message is not
+	   pending yet) */
+	other = test_state_open();
+	array_delete(&read, 0, 1);
+	test_assert(pop3ext_state_remove_held(other, &read, &error) == 0);
+
+	/* committed: both are committed, the voided one written again */
+	test_assert(pop3ext_state_reconcile_held(state, &entries, TRUE,
+						 &error) == 0);
+	array_clear(&read);
+	test_assert(pop3ext_state_read_held(other, pool_datastack_create(),
+					    &read, &error) == 0);
+	test_assert(array_count(&read) == 2);
+	array_foreach(&read, h)
+		test_assert(!h->intent);
+
+	/* held again: nothing new; a rollback deletes only new intents */
+	test_assert(pop3ext_state_append_held(state, &entries, &error) == 0);
+	test_assert(HIDX(&entries, 0)->id == 0 &&
+		    HIDX(&entries, 1)->id == 0);
+	array_clear(&entries);
+	test_add_held(&entries, "boxguid", 3, "g3");
+	test_assert(pop3ext_state_append_held(state, &entries, &error) == 0);
+	test_assert(pop3ext_state_reconcile_held(state, &entries, FALSE,
+						 &error) == 0);
+	array_clear(&read);
+	test_assert(pop3ext_state_read_held(state, pool_datastack_create(),
+					    &read, &error) == 0);
+	test_assert(array_count(&read) == 2);
+
+	/* removed */
+	test_assert(pop3ext_state_remove_held(state, &read, &error) == 0);
+	array_clear(&read);
+	test_assert(pop3ext_state_read_held(other, pool_datastack_create(),
+					    &read, &error) == 0);
+	test_assert(array_count(&read) == 0);
+	pop3ext_state_deinit(&other);
 	pop3ext_state_deinit(&state);
-	pool_unref(&pool);
 	test_end();
 }
 
-static void test_retrievals_damaged(void)
+static void test_first_login(void)
 {
-	struct pop3ext_state *state = test_state();
-	ARRAY_TYPE(pop3ext_retrieval) in, out;
+	struct pop3ext_state *state = test_state(), *other;
+	struct pop3ext_first_login rec, rec2;
 	const char *error;
-	uoff_t offset;
-	pool_t pool = pool_alloconly_create("test", 1024);
 
-	test_begin("pop3ext state: damaged retrieval log");
-	(void)mkdir(test_dir, 0700);
-	/* a good line, garbage, then a line a crash cut short (dropped
-	   by the next append) */
-	test_file_write("retrieved.log",
-		"1\t1000\t5\tguid-5\t500\ngarbage line\n1\t1000\t6\tgu");
-	t_array_init(&in, 1);
-	add_retrieval(&in, 8, "guid-8", 800);
-	test_expect_error_string("dropped an incomplete last line");
-	test_assert(pop3ext_state_append_retrievals(state, &in, &error) == 0);
-	test_expect_no_more_errors();
-	p_array_init(&out, pool, 4);
-	offset = (uoff_t)-1;
-	test_expect_error_string_n_times("invalid line ignored", 1);
-	test_assert(pop3ext_state_read_retrievals(state, pool, &offset, 0,
-						  &out, &error) == 0);
-	test_expect_no_more_errors();
-	/* the invalid line is read (uid 0), so that it gets consumed */
-	test_assert(array_count(&out) == 3);
-	test_assert((array_idx(&out, 0))->uid == 5);
-	test_assert((array_idx(&out, 1))->uid == 0);
-	test_assert((array_idx(&out, 2))->uid == 8);
-
-	/* a broken offset file: read from the start */
-	test_file_write("retrieved.offset", "banana\n");
-	array_clear(&out);
-	/* the offset, and the invalid line again */
-	test_expect_errors(2);
-	offset = (uoff_t)-1;
-	test_assert(pop3ext_state_read_retrievals(state, pool, &offset, 0,
-						  &out, &error) == 0);
-	test_expect_no_more_errors();
-	test_assert(array_count(&out) == 3);
+	test_begin("pop3ext ledger: first login");
+	test_assert(pop3ext_state_read_first_login(state, &rec, &error) == 0);
+	rec.time = 1700000000;
+	rec.uidvalidity = 5;
+	rec.uidnext = 9;
+	test_assert(pop3ext_state_write_first_login(state, &rec, &error) == 0);
+	/* another session's later first login reads the one that won */
+	other = test_state_open();
+	rec2.time = 1800000000;
+	rec2.uidvalidity = 6;
+	rec2.uidnext = 20;
+	test_assert(pop3ext_state_write_first_login(other, &rec2,
+						    &error) == 0);
+	test_assert(rec2.time == 1700000000 && rec2.uidvalidity == 5 &&
+		    rec2.uidnext == 9);
+	i_zero(&rec);
+	test_assert(pop3ext_state_read_first_login(other, &rec, &error) == 1);
+	test_assert(rec.time == 1700000000 && rec.uidnext == 9);
+	pop3ext_state_deinit(&other);
 	pop3ext_state_deinit(&state);
-	pool_unref(&pool);
 	test_end();
 }
 
-/* A6: a retrieval line cut inside its time field must not become a
-   complete, earlier retrieval once the next entry is appended. */
-static void test_retrievals_cut_time(void)
+#define TEST_WRITERS 3
+#define TEST_WRITES 40
+/* Writers in other processes at once, and a "sweep" consuming what it
+   reads meanwhile: every record is either consumed once or still there. */
+static void test_concurrent_writers(void)
 {
 	struct pop3ext_state *state = test_state();
-	ARRAY_TYPE(pop3ext_retrieval) in, out;
-	const struct pop3ext_retrieval *r;
+	ARRAY_TYPE(pop3ext_retrieval) entries;
 	const char *error;
-	uoff_t offset;
-	pool_t pool = pool_alloconly_create("test", 1024);
+	unsigned int i, j, consumed = 0;
+	int64_t after = 0;
+	pid_t pids[TEST_WRITERS];
+	int status, fds[2];
+	char c;
 
-	test_begin("pop3ext state: a cut line is no retrieval");
-	(void)mkdir(test_dir, 0700);
-	test_file_write("retrieved.log",
-		"1\t1000\t6\tguid-6\t1764000000\n1\t1000\t7\tguid-7\t17");
-	t_array_init(&in, 1);
-	add_retrieval(&in, 8, "guid-8", 1764000100);
-	test_expect_error_string("dropped an incomplete last line");
-	test_assert(pop3ext_state_append_retrievals(state, &in, &error) == 0);
-	test_expect_no_more_errors();
-	p_array_init(&out, pool, 4);
-	offset = (uoff_t)-1;
-	test_assert(pop3ext_state_read_retrievals(state, pool, &offset, 0,
-						  &out, &error) == 0);
-	test_assert(array_count(&out) == 2);
-	array_foreach(&out, r)
-		test_assert(r->uid != 7 && r->time >= 1764000000);
+	test_begin("pop3ext ledger: concurrent writers and a sweep");
+	/* created first, so that the children share it */
+	t_array_init(&entries, 4);
+	test_add_retrieval(&entries, 100000, "first", 1);
+	test_assert(pop3ext_state_append_retrievals(state, &entries,
+						    &error) == 0);
+	/* SQLite's connections do not cross a fork() */
 	pop3ext_state_deinit(&state);
-	pool_unref(&pool);
-	test_end();
-}
+	if (pipe(fds) < 0)
+		i_fatal("pipe: %m");
+	for (i = 0; i < TEST_WRITERS; i++) {
+		pids[i] = fork();
+		if (pids[i] < 0)
+			i_fatal("fork: %m");
+		if (pids[i] == 0) {
+			struct pop3ext_state *child = test_state_open();
+			int ret = 0;
 
-/* P1: a crash during compaction between its two renames leaves the new,
-   short log with the old, large offset: no entry may be skipped. */
-static void test_retrievals_stale_offset(void)
-{
-	struct pop3ext_state *state = test_state();
-	ARRAY_TYPE(pop3ext_retrieval) in, out;
-	const char *error;
-	unsigned int i;
-	uoff_t offset;
-	pool_t pool = pool_alloconly_create("test", 1024);
+			i_close_fd(&fds[1]);
+			/* all start together */
+			if (read(fds[0], &c, 1) < 0)
+				ret = -1;
+			for (j = 0; j < TEST_WRITES && ret == 0; j++) T_BEGIN {
+				ARRAY_TYPE(pop3ext_retrieval) one;
 
-	test_begin("pop3ext state: offset beyond the log");
-	t_array_init(&in, 16);
-	for (i = 1; i <= 15; i++)
-		add_retrieval(&in, i, "guid", 1000 + i);
-	test_assert(pop3ext_state_append_retrievals(state, &in, &error) == 0);
-	test_file_write("retrieved.offset", "78786\n");
-	p_array_init(&out, pool, 16);
-	offset = (uoff_t)-1;
-	test_expect_error_string("beyond");
-	test_assert(pop3ext_state_read_retrievals(state, pool, &offset, 0,
-						  &out, &error) == 0);
-	test_expect_no_more_errors();
-	test_assert(array_count(&out) == 15);
-	pop3ext_state_deinit(&state);
-	pool_unref(&pool);
-	test_end();
-}
-
-/* P2: a line over 8 KB neither ends the reading nor makes remove_held
-   drop the records after it. */
-static void test_held_long_line(void)
-{
-	struct pop3ext_state *state = test_state();
-	ARRAY_TYPE(pop3ext_held) out, done;
-	const char *error, *line, *data;
-	string_t *str = t_str_new(10000);
-	unsigned int i;
-	pool_t pool = pool_alloconly_create("test", 4096);
-
-	test_begin("pop3ext state: an over-long line in held.log");
-	(void)mkdir(test_dir, 0700);
-	for (i = 1; i <= 3; i++) {
-		line = t_strdup_printf("1\tINBOX\t5\t%u\tg%u\t1000\t2000\t"
-				       "min_age\n", i, i);
-		str_append(str, line);
-		if (i == 1) {
-			for (unsigned int j = 0; j < 9000; j++)
-				str_append_c(str, 'x');
-			str_append_c(str, '\n');
+				t_array_init(&one, 1);
+				test_add_retrieval(&one, i * 1000 + j + 1,
+					t_strdup_printf("g%u.%u", i, j), j);
+				ret = pop3ext_state_append_retrievals(child,
+					&one, &error);
+			} T_END;
+			if (ret < 0)
+				i_error("child: %s", error);
+			pop3ext_state_deinit(&child);
+			/* (valgrind checks the child's leaks too) */
+			event_unref(&test_event);
+			i_free(test_dir);
+			_exit(ret == 0 ? 0 : 1);
 		}
 	}
-	test_file_write("held.log", str_c(str));
-	p_array_init(&out, pool, 4);
-	test_expect_error_string("too long");
-	test_assert(pop3ext_state_read_held(state, pool, &out, &error) == 0);
-	test_expect_no_more_errors();
-	test_assert(array_count(&out) == 3);
-	/* removing uid 1 keeps uid 2 and 3 (and the long line) */
-	t_array_init(&done, 1);
-	array_push_back(&done, array_idx(&out, 0));
-	test_expect_error_string("too long");
-	test_assert(pop3ext_state_remove_held(state, &done, &error) == 0);
-	test_expect_no_more_errors();
-	data = test_file_read("held.log");
-	test_assert(data != NULL && strstr(data, "\tg1\t") == NULL &&
-		    strstr(data, "\tg2\t") != NULL &&
-		    strstr(data, "\tg3\t") != NULL &&
-		    strlen(data) > 9000);
+	i_close_fd(&fds[0]);
+	state = test_state_open();
+	i_close_fd(&fds[1]);
+	/* the sweep: reads and consumes while they write */
+	for (i = 0; i < 20; i++) {
+		array_clear(&entries);
+		test_assert(pop3ext_state_read_retrievals(state,
+			pool_datastack_create(), &after, 5, &entries,
+			&error) == 0);
+		test_assert(pop3ext_state_consume_retrievals(state, &entries,
+							     &error) == 0);
+		consumed += array_count(&entries);
+	}
+	for (i = 0; i < TEST_WRITERS; i++) {
+		test_assert(waitpid(pids[i], &status, 0) == pids[i]);
+		test_assert_idx(WIFEXITED(status) &&
+				WEXITSTATUS(status) == 0, i);
+	}
+	test_assert(consumed + test_count_retrievals(state) ==
+		    TEST_WRITERS * TEST_WRITES + 1);
 	pop3ext_state_deinit(&state);
-	pool_unref(&pool);
 	test_end();
 }
 
-/* A8: one sweep of a user at a time. */
+static void test_import(void)
+{
+	struct pop3ext_state *state;
+	ARRAY_TYPE(pop3ext_retrieval) retrievals;
+	ARRAY_TYPE(pop3ext_held) held;
+	struct pop3ext_first_login rec;
+	const struct pop3ext_retrieval *r;
+	const char *error;
+	string_t *log;
+	int64_t after = 0;
+
+	test_begin("pop3ext ledger: import of the old logs");
+	test_dir_clean();
+	log = t_str_new(20000);
+	/* consumed already (retrieved.offset points past it) */
+	str_append(log, "1\t1000\t1\tguid-1\t1764000000\n");
+	test_file_write("retrieved.offset", "27\n", 3);
+	str_append(log, "1\t1000\t2\tguid-2\t1764000001\n");
+	/* an over-long line stops nothing */
+	str_append(log, "1\t1000\t3\t");
+	while (str_len(log) < 12000)
+		str_append_c(log, 'x');
+	str_append(log, "\t1764000002\n");
+	str_append(log, "1\t1000\t4\tguid-4\t1764000003\n");
+	/* a line a crash cut: not a retrieval in 1970 */
+	str_append(log, "1\t1000\t7\tguid-7\t17");
+	test_file_write("retrieved.log", str_c(log), str_len(log));
+	test_file_write("held.log", "1\tINBOX\t1000\t5\tguid-5\t100\t200\t"
+			"min_age\n1\tINBOX\t1000\t6\tguid-6\t100\t20", 60);
+	test_file_write("first-login", "1700000000 1000 3\n", 18);
+
+	state = test_state_open();
+	test_assert(pop3ext_state_exists(state));
+	test_expect_errors(1);
+	t_array_init(&retrievals, 4);
+	test_assert(pop3ext_state_read_retrievals(state,
+		pool_datastack_create(), &after, 0, &retrievals,
+		&error) == 0);
+	test_expect_no_more_errors();
+	test_assert(array_count(&retrievals) == 2);
+	r = array_idx(&retrievals, 0);
+	test_assert(r->uid == 2 && r->time == 1764000001 &&
+		    strcmp(r->guid, "guid-2") == 0);
+	r = array_idx(&retrievals, 1);
+	test_assert(r->uid == 4 && r->time == 1764000003);
+	t_array_init(&held, 4);
+	test_assert(pop3ext_state_read_held(state, pool_datastack_create(),
+					    &held, &error) == 0);
+	test_assert(array_count(&held) == 1);
+	test_assert(strcmp(HIDX(&held, 0)->mailbox, "INBOX") == 0 &&
+		    HIDX(&held, 0)->mailbox_guid[0] == '\0' &&
+		    HIDX(&held, 0)->uid == 5 &&
+		    !HIDX(&held, 0)->intent);
+	test_assert(pop3ext_state_read_first_login(state, &rec, &error) == 1);
+	test_assert(rec.time == 1700000000 && rec.uidvalidity == 1000 &&
+		    rec.uidnext == 3);
+	/* kept as backups, and not imported again */
+	test_assert(!test_file_exists("retrieved.log") &&
+		    test_file_exists("retrieved.log.imported") &&
+		    test_file_exists("retrieved.offset.imported") &&
+		    test_file_exists("held.log.imported") &&
+		    test_file_exists("first-login.imported"));
+	pop3ext_state_deinit(&state);
+	state = test_state_open();
+	test_assert(test_count_retrievals(state) == 2);
+	pop3ext_state_deinit(&state);
+	test_end();
+}
+
+static void test_corrupt(void)
+{
+	struct pop3ext_state *state;
+	ARRAY_TYPE(pop3ext_held) held;
+	const char *error, *path;
+	sqlite3 *db;
+
+	test_begin("pop3ext ledger: a damaged ledger is an error naming it");
+	test_dir_clean();
+	test_file_write("ledger.db", "this is not a database, not at all, "
+			"but it is long enough to look like one\n", 76);
+	state = test_state_open();
+	path = t_strconcat(test_dir, "/ledger.db", NULL);
+	test_assert(pop3ext_state_exists(state));
+	test_assert(pop3ext_state_open(state, &error) < 0);
+	test_assert(strstr(error, path) != NULL);
+	test_assert(strstr(error, "damaged") != NULL);
+	/* and stays so: nothing reads as empty */
+	t_array_init(&held, 4);
+	test_assert(pop3ext_state_read_held(state, pool_datastack_create(),
+					    &held, &error) < 0);
+	test_assert(strstr(error, path) != NULL);
+	pop3ext_state_deinit(&state);
+
+	/* another schema version */
+	test_dir_clean();
+	test_file_write("x", "", 0);
+	if (sqlite3_open(path, &db) != SQLITE_OK ||
+	    sqlite3_exec(db, "CREATE TABLE t (a); PRAGMA user_version = 7",
+			 NULL, NULL, NULL) != SQLITE_OK)
+		i_fatal("sqlite: %s", sqlite3_errmsg(db));
+	(void)sqlite3_close(db);
+	state = test_state_open();
+	test_assert(pop3ext_state_open(state, &error) < 0);
+	test_assert(strstr(error, path) != NULL &&
+		    strstr(error, "schema version 7") != NULL);
+	pop3ext_state_deinit(&state);
+	test_end();
+}
+
 static void test_sweep_lock(void)
 {
 	struct pop3ext_state *state = test_state();
@@ -333,96 +457,6 @@ static void test_sweep_lock(void)
 	file_lock_free(&lock1);
 	test_assert(pop3ext_state_sweep_lock(state, &lock2, &error) == 1);
 	file_lock_free(&lock2);
-	pop3ext_state_deinit(&state);
-	test_end();
-}
-
-static void test_held(void)
-{
-	struct pop3ext_state *state = test_state();
-	ARRAY_TYPE(pop3ext_held) in, out, done;
-	struct pop3ext_held *h;
-	const char *error;
-	unsigned int i;
-	pool_t pool = pool_alloconly_create("test", 1024);
-
-	test_begin("pop3ext state: held expunges");
-	t_array_init(&in, 4);
-	for (i = 1; i <= 3; i++) {
-		h = array_append_space(&in);
-		h->mailbox = i == 2 ? "Other\tBox" : "INBOX";
-		h->uidvalidity = 5;
-		h->uid = i;
-		h->guid = t_strdup_printf("g%u", i);
-		h->save_date = 1000 + i;
-		h->held_time = 2000;
-		h->reason = i == 3 ? "legal_hold" : "min_age";
-	}
-	test_assert(pop3ext_state_append_held(state, &in, &error) == 0);
-	p_array_init(&out, pool, 4);
-	test_assert(pop3ext_state_read_held(state, pool, &out, &error) == 0);
-	test_assert(array_count(&out) == 3);
-	test_assert_strcmp((array_idx(&out, 1))->mailbox, "Other\tBox");
-	test_assert_strcmp((array_idx(&out, 2))->reason, "legal_hold");
-	test_assert((array_idx(&out, 0))->save_date == 1001);
-
-	/* done with 1 and 3; meanwhile 4 was held */
-	t_array_init(&done, 2);
-	array_push_back(&done, array_idx(&out, 0));
-	array_push_back(&done, array_idx(&out, 2));
-	array_clear(&in);
-	h = array_append_space(&in);
-	h->mailbox = "INBOX"; h->uid = 4; h->guid = "g4";
-	h->reason = "min_age";
-	test_assert(pop3ext_state_append_held(state, &in, &error) == 0);
-	test_assert(pop3ext_state_remove_held(state, &done, &error) == 0);
-	array_clear(&out);
-	test_assert(pop3ext_state_read_held(state, pool, &out, &error) == 0);
-	test_assert(array_count(&out) == 2);
-	test_assert((array_idx(&out, 0))->uid == 2 &&
-		    (array_idx(&out, 1))->uid == 4);
-
-	/* a line that can't be parsed stays, reported */
-	test_file_write("held.log", "1\tINBOX\t5\t1\tg1\t1\t2\tbogus\n");
-	array_clear(&out);
-	test_expect_error_string("held.log: invalid line ignored");
-	test_assert(pop3ext_state_read_held(state, pool, &out, &error) == 0);
-	test_expect_no_more_errors();
-	test_assert(array_count(&out) == 0);
-	test_assert(pop3ext_state_remove_held(state, &done, &error) == 0);
-	test_assert_strcmp(test_file_read("held.log"),
-			   "1\tINBOX\t5\t1\tg1\t1\t2\tbogus\n");
-	pop3ext_state_deinit(&state);
-	pool_unref(&pool);
-	test_end();
-}
-
-static void test_first_login(void)
-{
-	struct pop3ext_state *state = test_state();
-	struct pop3ext_first_login rec, other;
-	const char *error;
-
-	test_begin("pop3ext state: first login");
-	test_assert(pop3ext_state_read_first_login(state, &rec, &error) == 0);
-	rec.time = 1234; rec.uidvalidity = 99; rec.uidnext = 42;
-	test_assert(pop3ext_state_write_first_login(state, &rec, &error) == 0);
-	/* a second "first" login gets the first one's record */
-	other.time = 9999; other.uidvalidity = 1; other.uidnext = 1;
-	test_assert(pop3ext_state_write_first_login(state, &other,
-						    &error) == 0);
-	test_assert(other.time == 1234 && other.uidvalidity == 99 &&
-		    other.uidnext == 42);
-	i_zero(&other);
-	test_assert(pop3ext_state_read_first_login(state, &other,
-						   &error) == 1);
-	test_assert(other.uidnext == 42);
-
-	test_file_write("first-login", "12 x\n");
-	error = NULL;
-	test_assert(pop3ext_state_read_first_login(state, &other,
-						   &error) < 0);
-	test_assert(error != NULL && strstr(error, "invalid content") != NULL);
 	pop3ext_state_deinit(&state);
 	test_end();
 }
@@ -470,14 +504,12 @@ int main(void)
 {
 	static void (*const test_functions[])(void) = {
 		test_retrievals,
-		test_retrievals_compact,
-		test_retrievals_damaged,
-		test_retrievals_cut_time,
-		test_retrievals_stale_offset,
-		test_held_long_line,
-		test_sweep_lock,
 		test_held,
 		test_first_login,
+		test_concurrent_writers,
+		test_import,
+		test_corrupt,
+		test_sweep_lock,
 		test_parse_lines,
 		test_cleanup,
 		NULL

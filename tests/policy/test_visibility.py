@@ -2,6 +2,7 @@
 (pop3ext_view=recent with pop3ext_recent_window): what POP3 lists."""
 
 import datetime
+import os
 import time
 
 from policytest import PolicyTestCase
@@ -36,19 +37,25 @@ class VisibilityTest(PolicyTestCase):
         # later logins keep the first login's record
         self.d.deliver("u", b"Subject: later\r\n\r\nlater\r\n")
         self.assertEqual(self.pop3_subjects("u"), ["after", "later"])
-        with open(self.d.home("u") + "/.pop3ext/first-login") as f:
-            t, uidvalidity, uidnext = f.read().split()
+        import sqlite3
+        db = sqlite3.connect(self.d.home("u") + "/.pop3ext/ledger.db")
+        t, uidnext = db.execute("SELECT time, uidnext FROM first_login") \
+            .fetchone()
+        db.close()
         self.assertLessEqual(abs(int(t) - time.time()), 60)
-        self.assertEqual(uidnext, "4")
+        self.assertEqual(uidnext, 4)
 
     def test_unreadable_first_login_record_fails_the_session(self):
         self.start({"u": {"pop3ext_visible_since": "first-login"}})
-        self.pop3_subjects("u")
-        with open(self.d.home("u") + "/.pop3ext/first-login", "w") as f:
+        # an older version's record, to be imported
+        state = self.d.home("u") + "/.pop3ext"
+        os.makedirs(state, exist_ok=True)
+        os.chown(state, self.d.uid, self.d.gid)
+        with open(state + "/first-login", "w") as f:
             f.write("garbage\n")
         with self.assertRaises(Exception):
             self.pop3_subjects("u")
-        self.d.wait_log("pop3ext_visible_since")
+        self.d.wait_log("first-login: invalid content")
         self.assertRegex(self.d.log(), r"first-login: invalid content "
                          r"'garbage'")
 
