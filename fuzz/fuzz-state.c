@@ -1,11 +1,13 @@
 /* Copyright (c) 2026 dovecot-pop3ext authors, see the included COPYING file */
 
-/* The policy ledger (plugin/policy/pop3ext-state.c): a user's
-   retrieved.log, retrieved.offset, held.log and first-login are files
-   anyone with access to the home can damage. The first input byte picks
-   what is done with the rest: its lines through the two line parsers, or
-   the whole of it written as each of the files, then read back through
-   the readers the plugin and the sweep use. A damaged file must give an
+/* The policy ledger (plugin/policy/pop3ext-state.c): ~/.pop3ext/ledger.db
+   and the older versions' logs it imports (retrieved.log,
+   retrieved.offset, held.log, first-login) are files anyone with access
+   to the home can damage. The first input byte picks what is done with
+   the rest: its lines through the two old line parsers; the whole of it
+   written as each of the old files, imported into a new ledger; or
+   written as the ledger itself. Everything is then read back through the
+   readers the plugin and the sweep use. A damaged file must give an
    error or skipped lines, never a crash. */
 
 #include "fuzz-common.h"
@@ -54,11 +56,6 @@ static void fuzz_write(const char *name, const void *data, size_t size)
 	i_close_fd(&fd);
 }
 
-static void fuzz_remove(const char *name)
-{
-	i_unlink_if_exists(t_strconcat(fuzz_dir, "/", name, NULL));
-}
-
 static void fuzz_parsers(const uint8_t *data, size_t size, pool_t pool)
 {
 	const char *const *line;
@@ -75,51 +72,78 @@ static void fuzz_parsers(const uint8_t *data, size_t size, pool_t pool)
 	}
 }
 
-static void fuzz_readers(const uint8_t *data, size_t size, pool_t pool,
-			 bool with_offset)
+/* every input starts from an empty ~/.pop3ext */
+static void fuzz_reset_dir(void)
 {
-	struct pop3ext_state *state;
+	const char *error;
+
+	if (unlink_directory(fuzz_dir, UNLINK_DIRECTORY_FLAG_RMDIR,
+			     &error) < 0)
+		i_fatal("%s", error);
+	if (mkdir(fuzz_dir, 0700) < 0)
+		i_fatal("mkdir(%s) failed: %m", fuzz_dir);
+}
+
+/* everything read back the way the plugin and the sweep read it */
+static void fuzz_read_back(struct pop3ext_state *state, pool_t pool)
+{
 	struct pop3ext_first_login rec;
 	ARRAY_TYPE(pop3ext_retrieval) retrievals;
 	ARRAY_TYPE(pop3ext_held) held;
-	const char *error;
-	uoff_t offset;
+	const char *error = NULL;
+	int64_t after_id = 0;
 	int ret;
 
-	fuzz_write("retrieved.log", data, size);
-	fuzz_write("held.log", data, size);
-	fuzz_write("first-login", data, size);
-	if (with_offset)
-		fuzz_write("retrieved.offset", data, size < 24 ? size : 24);
-	else
-		fuzz_remove("retrieved.offset");
-
-	state = pop3ext_state_init(fuzz_dir, fuzz_event);
 	p_array_init(&retrievals, pool, 16);
-	offset = (uoff_t)-1;
-	error = NULL;
-	ret = pop3ext_state_read_retrievals(state, pool, &offset, 0,
+	ret = pop3ext_state_read_retrievals(state, pool, &after_id, 0,
 					    &retrievals, &error);
 	fuzz_check(ret == 0 || error != NULL);
-	if (ret == 0 && !with_offset)
-		fuzz_check(offset <= size);
 	/* from the start, a few at a time, as the sweep does */
-	offset = 0;
+	after_id = 0;
 	while (ret == 0) {
-		uoff_t prev = offset;
+		int64_t prev = after_id;
 
 		array_clear(&retrievals);
-		ret = pop3ext_state_read_retrievals(state, pool, &offset, 3,
+		ret = pop3ext_state_read_retrievals(state, pool, &after_id, 3,
 						    &retrievals, &error);
 		if (ret < 0 || array_count(&retrievals) == 0)
 			break;
-		fuzz_check(offset > prev);
+		fuzz_check(after_id > prev);
 	}
 	p_array_init(&held, pool, 16);
 	ret = pop3ext_state_read_held(state, pool, &held, &error);
 	fuzz_check(ret == 0 || error != NULL);
 	ret = pop3ext_state_read_first_login(state, &rec, &error);
 	fuzz_check(ret >= -1 && ret <= 1);
+}
+
+/* older versions' logs, imported into a new ledger at its first open */
+static void fuzz_import(const uint8_t *data, size_t size, pool_t pool,
+			bool with_offset)
+{
+	struct pop3ext_state *state;
+
+	fuzz_reset_dir();
+	fuzz_write("retrieved.log", data, size);
+	fuzz_write("held.log", data, size);
+	fuzz_write("first-login", data, size);
+	if (with_offset)
+		fuzz_write("retrieved.offset", data, size < 24 ? size : 24);
+	state = pop3ext_state_init(fuzz_dir, NULL, fuzz_event);
+	fuzz_read_back(state, pool);
+	pop3ext_state_deinit(&state);
+}
+
+/* the input as the ledger file itself: not a database, a damaged one */
+static void fuzz_damaged_ledger(const uint8_t *data, size_t size,
+				pool_t pool)
+{
+	struct pop3ext_state *state;
+
+	fuzz_reset_dir();
+	fuzz_write("ledger.db", data, size);
+	state = pop3ext_state_init(fuzz_dir, NULL, fuzz_event);
+	fuzz_read_back(state, pool);
 	pop3ext_state_deinit(&state);
 }
 
@@ -130,15 +154,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	T_BEGIN {
 		pool_t pool = pool_alloconly_create("fuzz state", 1024);
 
-		switch (data[0] % 3) {
+		switch (data[0] % 4) {
 		case 0:
 			fuzz_parsers(data + 1, size - 1, pool);
 			break;
 		case 1:
-			fuzz_readers(data + 1, size - 1, pool, FALSE);
+			fuzz_import(data + 1, size - 1, pool, FALSE);
+			break;
+		case 2:
+			fuzz_import(data + 1, size - 1, pool, TRUE);
 			break;
 		default:
-			fuzz_readers(data + 1, size - 1, pool, TRUE);
+			fuzz_damaged_ledger(data + 1, size - 1, pool);
 			break;
 		}
 		pool_unref(&pool);
