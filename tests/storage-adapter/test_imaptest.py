@@ -21,9 +21,9 @@ from pop3ext_harness.sqlbox import sqlbox_dovecot
 BUILD_SCRIPT = os.path.join(env.SRCDIR, "..", "shared", "tools", "imaptest",
                             "build.sh")
 IMAPTEST_DIR = os.path.join(env.BUILDDIR, "imaptest")
-# a run took 40 s (sdbox), 46 s (sqlbox/SQLite) and 89 s (sqlbox/PostgreSQL)
-# on 2 cores at a load average of 40; this bounds a server that stops
-# answering
+# a run takes about 2 s (sdbox), 3 s (sqlbox/SQLite) and 5 s
+# (sqlbox/PostgreSQL) on 2 cores, and took 40-90 s at a load average of
+# 40; this only bounds a server that stops answering
 RUN_TIMEOUT = 240
 # imaptest opens some 200 connections: a login process that stays, and
 # imap processes started ahead, keep process start-up out of the run time
