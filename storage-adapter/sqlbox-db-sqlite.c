@@ -54,8 +54,6 @@ struct sqlite_body {
 	size_t data_size;
 };
 
-#define SQLITE_MMAP_SIZE "1073741824"
-
 #define SQLITE_DB(d) (container_of(d, struct sqlite_db, db))
 
 static const char *const sqlite_migrations[] = {
@@ -176,14 +174,17 @@ static void sqlite_free_stmts(struct sqlite_db *db)
    message after another to a user would otherwise open the database,
    prepare its statements and, closing it as the last connection,
    checkpoint the whole WAL into the database and delete the WAL, for
-   every message. */
-#define SQLITE_CONN_CACHE_SIZE 4
+   every message. Each one maps up to mmap_size of its database, so the
+   cache is kept small: it serves deliveries to one user after another,
+   not every user a process ever delivered to. */
+#define SQLITE_CONN_CACHE_SIZE 2
 
 struct sqlite_cached_conn {
 	char *path;
 	dev_t dev;
 	ino_t ino;
 	bool fsync;
+	uoff_t mmap_size;
 	sqlite3 *conn;
 	HASH_TABLE_TYPE(sqlite_stmts) stmts;
 	unsigned int last_used;
@@ -258,6 +259,7 @@ static bool sqlite_cache_put(struct sqlite_db *db)
 	slot->dev = st.st_dev;
 	slot->ino = st.st_ino;
 	slot->fsync = db->db.set.fsync;
+	slot->mmap_size = db->db.set.mmap_size;
 	slot->conn = db->conn;
 	slot->stmts = db->stmts;
 	slot->last_used = ++sqlite_conn_cache_counter;
@@ -279,7 +281,8 @@ static bool sqlite_cache_take(struct sqlite_db *db)
 			continue;
 		if (stat(db->db.set.connect, &st) < 0 ||
 		    st.st_dev != slot->dev || st.st_ino != slot->ino ||
-		    slot->fsync != db->db.set.fsync) {
+		    slot->fsync != db->db.set.fsync ||
+		    slot->mmap_size != db->db.set.mmap_size) {
 			/* replaced or changed meanwhile */
 			sqlite_cache_slot_close(slot);
 			return FALSE;
@@ -364,7 +367,8 @@ static int sqlite_connect(struct sqlbox_db *_db)
 	   a power loss (mail_fsync=never). */
 	if (sqlite_exec_simple(db, "PRAGMA journal_mode=WAL") < 0 ||
 	    /* read pages through a mapping, not a pread() each */
-	    sqlite_exec_simple(db, "PRAGMA mmap_size="SQLITE_MMAP_SIZE) < 0 ||
+	    sqlite_exec_simple(db, t_strdup_printf("PRAGMA mmap_size=%"PRIuUOFF_T,
+						   db->db.set.mmap_size)) < 0 ||
 	    sqlite_exec_simple(db, db->db.set.fsync ?
 			       "PRAGMA synchronous=FULL" :
 			       "PRAGMA synchronous=NORMAL") < 0 ||

@@ -80,6 +80,8 @@ struct sqlbox_db_settings {
 	bool fsync;
 	/* SQLite: how long to wait for another process's write lock */
 	unsigned int lock_timeout_msecs;
+	/* SQLite: how much of the database file a connection maps */
+	uoff_t mmap_size;
 };
 
 /* The message a body is read for: a body is served only while the

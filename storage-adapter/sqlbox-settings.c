@@ -140,5 +140,18 @@ int sqlbox_settings_parse(sqlbox_setting_lookup_t *lookup, void *context,
 		}
 		set_r->lock_timeout_secs = secs;
 	}
+
+	value = lookup("sqlbox_sqlite_mmap_size", context);
+	set_r->sqlite_mmap_size = SQLBOX_DEFAULT_SQLITE_MMAP_SIZE;
+	if (value != NULL && *value != '\0') {
+		const char *error;
+
+		if (settings_get_size(value, &set_r->sqlite_mmap_size,
+				      &error) < 0) {
+			*error_r = t_strdup_printf("sqlbox_sqlite_mmap_size: %s",
+						   error);
+			return -1;
+		}
+	}
 	return 0;
 }

@@ -244,6 +244,7 @@ sqlbox_storage_create(struct mail_storage *_storage,
 	db_set.connect = storage->set.connect;
 	db_set.fsync = _storage->set->parsed_fsync_mode != FSYNC_MODE_NEVER;
 	db_set.lock_timeout_msecs = storage->set.lock_timeout_secs * 1000;
+	db_set.mmap_size = storage->set.sqlite_mmap_size;
 	storage->db = sqlbox_db_init(&db_set, _storage->event);
 	storage->list = ns->list;
 	string_t *prefix = t_str_new(128);

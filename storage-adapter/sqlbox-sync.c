@@ -138,6 +138,13 @@ sqlbox_sync_from_db(struct sqlbox_sync_context *ctx, bool *need_rebuild_r)
 		} else if (msg->uid >= next_uid) {
 			sqlbox_sync_add_message(mbox, ctx->trans, msg,
 						&ctx->keywords);
+			/* new to the index, so no session has seen it: recent
+			   here, like the appends sdbox finds in its view
+			   (committing with DROP_RECENT moves first_recent_uid
+			   past it, so nobody could mark it later) */
+			if (msg->uid >= hdr->first_recent_uid)
+				mailbox_recent_flags_set_uid(&mbox->box,
+							     msg->uid);
 			next_uid = msg->uid + 1;
 		} else {
 			/* a message below the index's next UID that the

@@ -45,6 +45,7 @@ static void test_sqlbox_settings_defaults(void)
 	test_assert_strcmp(set.connect, "/home/u/sqlbox/sqlbox.db");
 	test_assert(set.expunged_keep == SQLBOX_DEFAULT_EXPUNGED_KEEP);
 	test_assert(set.lock_timeout_secs == SQLBOX_DEFAULT_LOCK_TIMEOUT_SECS);
+	test_assert(set.sqlite_mmap_size == SQLBOX_DEFAULT_SQLITE_MMAP_SIZE);
 	test_assert(test_parse(empty, &set, &error) == 0);
 	test_assert(set.driver == SQLBOX_DB_DRIVER_SQLITE);
 	test_end();
@@ -55,7 +56,7 @@ static void test_sqlbox_settings_valid(void)
 	static const char *const sqlite_home[] = {
 		"sqlbox_driver", "sqlite", "sqlbox_connect", "~/db/mail.db",
 		"sqlbox_expunged_keep", "5", "sqlbox_lock_timeout", "2 mins",
-		NULL };
+		"sqlbox_sqlite_mmap_size", "8M", NULL };
 	static const char *const pgsql[] = {
 		"sqlbox_driver", "pgsql",
 		"sqlbox_connect", "host=pg1,pg2 dbname=mail "
@@ -71,6 +72,7 @@ static void test_sqlbox_settings_valid(void)
 	test_assert_strcmp(set.connect, "/home/u/db/mail.db");
 	test_assert(set.expunged_keep == 5);
 	test_assert(set.lock_timeout_secs == 120);
+	test_assert(set.sqlite_mmap_size == 8 * 1024 * 1024);
 
 	test_assert(test_parse(pgsql, &set, &error) == 0);
 	test_assert(set.driver == SQLBOX_DB_DRIVER_PGSQL);
@@ -103,6 +105,8 @@ static void test_sqlbox_settings_invalid(void)
 		  "sqlbox_expunged_keep: " },
 		{ { "sqlbox_lock_timeout", "soon", NULL },
 		  "sqlbox_lock_timeout: " },
+		{ { "sqlbox_sqlite_mmap_size", "lots", NULL },
+		  "sqlbox_sqlite_mmap_size: " },
 	};
 	struct sqlbox_settings set;
 	const char *error;

@@ -308,6 +308,42 @@ class SqliteFixesTest(FixesMixin, TestCase):
                      "WHERE id = (SELECT body_id FROM messages "
                      "WHERE uid = ?)", [size, uid])
 
+    # -- memory: SQLite mappings stay bounded in one process ----------------
+
+    def test_one_lmtp_process_delivers_to_many_large_databases(self):
+        # Dovecot's default vsz_limit, and 5 users whose databases are
+        # 80 MB each: an lmtp process keeps the connections it used, and
+        # each connection maps its database file (up to mmap_size)
+        users = ["u%d" % n for n in range(5)]
+        d = self.start(users=users,
+                       extra_conf="default_vsz_limit = 256M\n")
+        for u in users:
+            d.deliver(u, mail.message(1))
+            # grow the file: SQLite maps the whole file, whatever it holds
+            sqlite_run(sqlite_path(d, u), [
+                ("CREATE TABLE pad (data BLOB)", []),
+                ("INSERT INTO pad VALUES (zeroblob(80 * 1024 * 1024))", [])])
+        # one LMTP session, so one lmtp process, delivering to each user
+        # in turn, twice
+        codes = []
+        with smtplib.LMTP("127.0.0.1", d.lmtp_port, timeout=120) as lmtp:
+            for n in (2, 3):
+                for u in users:
+                    try:
+                        lmtp.sendmail("sender@example.test", [u],
+                                      mail.message(n))
+                        codes.append(250)
+                    except smtplib.SMTPDataError as e:
+                        codes.append(e.smtp_code)
+        self.assertEqual(codes, [250] * 10)
+        errors = [l for l in d.log().splitlines()
+                  if "Error" in l or "Panic" in l or "Fatal" in l]
+        self.assertEqual(errors, [])
+        for u in users:
+            p = d.pop3(u)
+            self.assertEqual(p.stat()[0], 3)
+            p.quit()
+
 
 class PgsqlFixesTest(FixesMixin, TestCase):
     """One PostgreSQL server for the class; a database per test."""
