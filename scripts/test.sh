@@ -35,10 +35,16 @@ if [ "$builddir" = build-asan ]; then
 		{ echo "the sanitizer build failed"; echo "0 passed, 1 failed"; exit 1; }
 fi
 
+# quoted for make's shell; no arguments must give no TESTFLAGS at all
+# (printf with none still prints its format once: '')
+flags=
+if [ $# -gt 0 ]; then
+	flags=$(printf "%q " "$@")
+fi
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 make -C "$builddir" -j"$(nproc)" --no-print-directory check-all \
-	TESTFLAGS="$(printf "%q " "$@")" 2>&1 | tee "$log"
+	TESTFLAGS="$flags" 2>&1 | tee "$log"
 rc=${PIPESTATUS[0]}
 # make prints its own lines after the runner's count; repeat the count last
 count=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$log" | tail -1)
