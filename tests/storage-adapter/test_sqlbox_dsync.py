@@ -6,13 +6,10 @@ the UIDL list (with sizes and Message-IDs) is the same before and after,
 and later runs exit 0 and change nothing."""
 
 import os
-import shutil
-import tempfile
 
 from pop3ext_harness import TestCase, mail
-from pop3ext_harness.case import WORK_ROOT
 from pop3ext_harness.dovecot import Dovecot
-from pop3ext_harness.postgres import Postgres
+from pop3ext_harness.postgres import PostgresPerClass
 from pop3ext_harness.sqlbox import (sqlbox_dovecot, sqlite_path,
                                     sqlite_query)
 
@@ -303,27 +300,13 @@ class SqliteDsyncTest(DsyncMixin, TestCase):
                              "modseq FROM mailboxes ORDER BY 1"))
 
 
-class PgsqlDsyncTest(DsyncMixin, TestCase):
+class PgsqlDsyncTest(PostgresPerClass, DsyncMixin, TestCase):
     """One PostgreSQL server for the class; a database per test."""
 
-    @classmethod
-    def setUpClass(cls):
-        root = WORK_ROOT or tempfile.gettempdir()
-        os.makedirs(root, exist_ok=True)
-        cls.classdir = tempfile.mkdtemp(prefix="pgsql-dsync.", dir=root)
-        os.chmod(cls.classdir, 0o755)
-        cls.pg = Postgres(cls.classdir)
-        cls.pg.psql("CREATE ROLE dovecot LOGIN")
-        cls.counter = 0
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.pg.cleanup()
-        shutil.rmtree(cls.classdir, ignore_errors=True)
+    pg_dir_prefix = "pgsql-dsync."
 
     def target(self, extra_conf=""):
-        type(self).counter += 1
-        self.db = "dsync%d" % self.counter
+        self.db = self.next_name("dsync")
         self.pg.psql("CREATE DATABASE %s OWNER dovecot" % self.db)
         d = self.track(sqlbox_dovecot(
             self.workdir, users={"alice": {}}, driver="pgsql",

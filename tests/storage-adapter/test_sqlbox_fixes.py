@@ -7,15 +7,12 @@ import imaplib
 import os
 import poplib
 import re
-import shutil
 import smtplib
 import subprocess
-import tempfile
 import time
 
 from pop3ext_harness import TestCase, mail
-from pop3ext_harness.case import WORK_ROOT
-from pop3ext_harness.postgres import Postgres
+from pop3ext_harness.postgres import PostgresPerClass
 from pop3ext_harness.sqlbox import (sqlbox_dovecot, lmtp_status,
                                     sqlite_path, sqlite_query, sqlite_run)
 
@@ -345,30 +342,16 @@ class SqliteFixesTest(FixesMixin, TestCase):
             p.quit()
 
 
-class PgsqlFixesTest(FixesMixin, TestCase):
+class PgsqlFixesTest(PostgresPerClass, FixesMixin, TestCase):
     """One PostgreSQL server for the class; a database per test."""
     # (the first MiB is bodies.data, cut here; the rest was in body_chunks)
     SHORT_SMALL_CAUSE = "chunk 0 is too short"
     SHORT_LARGE_CAUSE = "chunk 1 is too short"
 
-    @classmethod
-    def setUpClass(cls):
-        root = WORK_ROOT or tempfile.gettempdir()
-        os.makedirs(root, exist_ok=True)
-        cls.classdir = tempfile.mkdtemp(prefix="pgsql-fixes.", dir=root)
-        os.chmod(cls.classdir, 0o755)
-        cls.pg = Postgres(cls.classdir)
-        cls.pg.psql("CREATE ROLE dovecot LOGIN")
-        cls.counter = 0
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.pg.cleanup()
-        shutil.rmtree(cls.classdir, ignore_errors=True)
+    pg_dir_prefix = "pgsql-fixes."
 
     def start(self, users=("alice",), **kwargs):
-        type(self).counter += 1
-        db = "fix%d" % self.counter
+        db = self.next_name("fix")
         self.pg.psql("CREATE DATABASE %s OWNER dovecot" % db)
         self.db = db
         d = self.track(sqlbox_dovecot(

@@ -7,41 +7,24 @@ without losing an acknowledged delivery."""
 import hashlib
 import os
 import poplib
-import shutil
 import subprocess
-import tempfile
 import threading
 import time
 
 from pop3ext_harness import TestCase, mail
-from pop3ext_harness.case import WORK_ROOT
-from pop3ext_harness.postgres import Postgres, PostgresPair
+from pop3ext_harness.postgres import PostgresPair, PostgresPerClass
 from pop3ext_harness.sqlbox import (sqlbox_dovecot, remove_index_files,
                                     lmtp_status, pop3_view,
                                     deliver_and_retr_big)
 
 
-class PgsqlStorageTest(TestCase):
+class PgsqlStorageTest(PostgresPerClass, TestCase):
     """One server for the class; a database per test."""
 
-    @classmethod
-    def setUpClass(cls):
-        root = WORK_ROOT or tempfile.gettempdir()
-        os.makedirs(root, exist_ok=True)
-        cls.classdir = tempfile.mkdtemp(prefix="pgsql-class.", dir=root)
-        os.chmod(cls.classdir, 0o755)
-        cls.pg = Postgres(cls.classdir)
-        cls.pg.psql("CREATE ROLE dovecot LOGIN")
-        cls.counter = 0
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.pg.cleanup()
-        shutil.rmtree(cls.classdir, ignore_errors=True)
+    pg_dir_prefix = "pgsql-class."
 
     def database(self):
-        type(self).counter += 1
-        name = "mail%d" % self.counter
+        name = self.next_name("mail")
         self.pg.psql("CREATE DATABASE %s OWNER dovecot" % name)
         return name
 

@@ -19,6 +19,7 @@ import pwd
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
 
 from .dovecot import record_pid, end_process, read_text
@@ -244,3 +245,34 @@ class PostgresPair:
         for pg in (self.replica, self.primary):
             if pg is not None:
                 pg.cleanup()
+
+
+class PostgresPerClass:
+    """A mixin for a TestCase class: one PostgreSQL server (cls.pg, with a
+    login role dovecot) for the whole class, in a work dir of its own;
+    each test makes its own database, named with next_name()."""
+
+    pg_dir_prefix = "pgsql-class."
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        from .case import WORK_ROOT
+        root = WORK_ROOT or tempfile.gettempdir()
+        os.makedirs(root, exist_ok=True)
+        cls.classdir = tempfile.mkdtemp(prefix=cls.pg_dir_prefix, dir=root)
+        os.chmod(cls.classdir, 0o755)
+        cls.pg = Postgres(cls.classdir)
+        cls.pg.psql("CREATE ROLE dovecot LOGIN")
+        cls.counter = 0
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.pg.cleanup()
+        shutil.rmtree(cls.classdir, ignore_errors=True)
+        super().tearDownClass()
+
+    def next_name(self, prefix):
+        """A name no other test of the class has: prefix1, prefix2, ..."""
+        type(self).counter += 1
+        return "%s%d" % (prefix, self.counter)
