@@ -805,12 +805,17 @@ int pop3ext_state_read_retrievals(struct pop3ext_state *state, pool_t pool,
 	return 0;
 }
 
+/* Runs sql (with one parameter, the row id) for each of the count records
+   at records, stride bytes apart, whose int64_t id is at id_offset in
+   each; records without an id (0) are skipped. One transaction. */
 static int delete_ids(struct pop3ext_state *state, const char *sql,
-		      const int64_t *ids, unsigned int count,
-		      const char **error_r)
+		      const void *records, unsigned int count, size_t stride,
+		      size_t id_offset, const char **error_r)
 {
+	const unsigned char *rec = records;
 	sqlite3_stmt *stmt;
 	unsigned int i;
+	int64_t id;
 	int ret = 0;
 
 	if (count == 0)
@@ -821,9 +826,10 @@ static int delete_ids(struct pop3ext_state *state, const char *sql,
 	if (ledger_prepare(state, sql, &stmt, error_r) < 0)
 		return ledger_end(state, -1, error_r);
 	for (i = 0; i < count && ret == 0; i++) {
-		if (ids[i] == 0)
+		memcpy(&id, rec + i * stride + id_offset, sizeof(id));
+		if (id == 0)
 			continue;
-		(void)sqlite3_bind_int64(stmt, 1, ids[i]);
+		(void)sqlite3_bind_int64(stmt, 1, id);
 		ret = ledger_step_done(state, stmt, error_r);
 	}
 	(void)sqlite3_finalize(stmt);
@@ -834,16 +840,12 @@ int pop3ext_state_consume_retrievals(struct pop3ext_state *state,
 				     const ARRAY_TYPE(pop3ext_retrieval) *done,
 				     const char **error_r)
 {
-	const struct pop3ext_retrieval *r;
-	ARRAY(int64_t) ids;
-
 	if (array_count(done) == 0)
 		return 0;
-	t_array_init(&ids, array_count(done));
-	array_foreach(done, r)
-		array_push_back(&ids, &r->id);
 	return delete_ids(state, "DELETE FROM retrievals WHERE id = ?",
-			  array_front(&ids), array_count(&ids), error_r);
+			  array_front(done), array_count(done),
+			  sizeof(struct pop3ext_retrieval),
+			  offsetof(struct pop3ext_retrieval, id), error_r);
 }
 
 int pop3ext_state_append_held(struct pop3ext_state *state,
@@ -868,20 +870,17 @@ int pop3ext_state_reconcile_held(struct pop3ext_state *state,
 {
 	const struct pop3ext_held *h;
 	ARRAY_TYPE(pop3ext_held) voided;
-	ARRAY(int64_t) ids;
 	sqlite3_stmt *stmt;
 	int ret = 0;
 
 	if (array_count(entries) == 0)
 		return 0;
 	if (!committed) {
-		t_array_init(&ids, array_count(entries));
-		array_foreach(entries, h)
-			array_push_back(&ids, &h->id);
 		return delete_ids(state, "DELETE FROM held "
 				  "WHERE id = ? AND state = 'intent'",
-				  array_front(&ids), array_count(&ids),
-				  error_r);
+				  array_front(entries), array_count(entries),
+				  sizeof(struct pop3ext_held),
+				  offsetof(struct pop3ext_held, id), error_r);
 	}
 	if (pop3ext_state_open(state, error_r) < 0 ||
 	    ledger_begin(state, error_r) < 0)
@@ -952,16 +951,12 @@ int pop3ext_state_remove_held(struct pop3ext_state *state,
 			      const ARRAY_TYPE(pop3ext_held) *done,
 			      const char **error_r)
 {
-	const struct pop3ext_held *h;
-	ARRAY(int64_t) ids;
-
 	if (array_count(done) == 0)
 		return 0;
-	t_array_init(&ids, array_count(done));
-	array_foreach(done, h)
-		array_push_back(&ids, &h->id);
 	return delete_ids(state, "DELETE FROM held WHERE id = ?",
-			  array_front(&ids), array_count(&ids), error_r);
+			  array_front(done), array_count(done),
+			  sizeof(struct pop3ext_held),
+			  offsetof(struct pop3ext_held, id), error_r);
 }
 
 int pop3ext_state_read_first_login(struct pop3ext_state *state,
