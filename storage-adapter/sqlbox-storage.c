@@ -310,7 +310,7 @@ sqlbox_mailbox_alloc(struct mail_storage *storage, struct mailbox_list *list,
 	return &mbox->box;
 }
 
-static int sqlbox_mailbox_refresh_db_box(struct sqlbox_mailbox *mbox)
+int sqlbox_mailbox_refresh_db_box(struct sqlbox_mailbox *mbox)
 {
 	struct sqlbox_storage *storage = mbox->storage;
 	int ret;

@@ -137,6 +137,10 @@ void sqlbox_storage_set_db_error(struct sqlbox_storage *storage,
 				 const char *what);
 void sqlbox_mailbox_set_db_error(struct sqlbox_mailbox *mbox,
 				 const char *what);
+/* Reads the mailbox's row again into mbox->db_box (connecting first):
+   0, or -1 with the error set (the mailbox marked deleted if its row is
+   gone). */
+int sqlbox_mailbox_refresh_db_box(struct sqlbox_mailbox *mbox);
 
 /* sqlbox-mail.c */
 struct sqlbox_msg_strings {

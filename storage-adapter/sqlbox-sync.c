@@ -222,24 +222,12 @@ static void sqlbox_sync_notify_expunges(struct sqlbox_sync_context *ctx)
    0 if not, -1 on error. */
 static int sqlbox_sync_db_changed(struct sqlbox_mailbox *mbox)
 {
-	struct sqlbox_storage *storage = mbox->storage;
 	struct sqlbox_index_header ihdr;
 	struct mail_index_view *view;
 	int ret;
 
-	if (sqlbox_storage_db_connect(storage) < 0) {
-		sqlbox_mailbox_set_db_error(mbox, "Connecting to the database");
+	if (sqlbox_mailbox_refresh_db_box(mbox) < 0)
 		return -1;
-	}
-	ret = sqlbox_db_mailbox_get(storage->db, mbox->db_box.id,
-				    &mbox->db_box);
-	if (ret <= 0) {
-		if (ret == 0)
-			mailbox_set_deleted(&mbox->box);
-		else
-			sqlbox_mailbox_set_db_error(mbox, "Reading the mailbox");
-		return -1;
-	}
 	(void)mail_index_refresh(mbox->box.index);
 	view = mail_index_view_open(mbox->box.index);
 	sqlbox_read_index_header(mbox, view, &ihdr);
