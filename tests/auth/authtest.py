@@ -82,6 +82,21 @@ class AuthTestCase(TestCase):
         os.chmod(path, 0o600)
         return path
 
+    def dn_template_dovecot(self, users):
+        """A slapd with users= and a Dovecot whose pop3ext passdb only binds
+        as uid=%u,ou=people (no service account, no attributes; a static
+        userdb, homes under the work dir): the directory is only asked "is
+        this the password of that DN". Returns (slapd, dovecot)."""
+        s = self.slapd(users=users)
+        path = self.write_conf(ldap_conf(
+            [s], ldap_base=None, ldap_bind_dn=None, ldap_bind_password=None,
+            attributes="none",
+            ldap_user_dn_template="uid=%u,ou=people," + SUFFIX))
+        d = self.auth_dovecot(path, userdb_conf=(
+            "userdb {\n  driver = static\n  args = uid=nobody gid=nogroup "
+            "home=%s/home/%%u\n}" % self.workdir))
+        return s, d
+
     def auth_dovecot(self, conf_path, userdb=True, extra_conf="",
                      start=True, passdb_extra="", userdb_conf=None,
                      passwd_file_first=False, passwd_file_after=False,

@@ -86,14 +86,7 @@ class LdapLoginTest(AuthTestCase):
                            "attrs": {"pop3extOnRetr": "seen"}}}
         # direct bind, no service account, attributes not wanted: the
         # directory is only asked "is this the password of that DN"
-        s = self.slapd(users=users)
-        path = self.write_conf(ldap_conf(
-            [s], ldap_base=None, ldap_bind_dn=None, ldap_bind_password=None,
-            attributes="none",
-            ldap_user_dn_template="uid=%u,ou=people," + SUFFIX))
-        d = self.auth_dovecot(path, userdb_conf=(
-            "userdb {\n  driver = static\n  args = uid=nobody gid=nogroup "
-            "home=%s/home/%%u\n}" % self.workdir))
+        s, d = self.dn_template_dovecot(users)
         self.assertEqual(pop3_login(d, "alice", "alice-pw"),
                          b"+OK Logged in.")
         self.assertEqual(pop3_login(d, "alice", "nope"), AUTH_FAILED)

@@ -75,14 +75,7 @@ class DnTemplateNameTest(AuthTestCase):
         # no entry is searched: the bind alone would make each spelling a
         # Dovecot user of its own, with its own home (S3); the entry's
         # name is read after the bind, as the user
-        s = self.slapd(users={"alice": {"password": "alice-pw"}})
-        path = self.write_conf(ldap_conf(
-            [s], ldap_base=None, ldap_bind_dn=None, ldap_bind_password=None,
-            attributes="none",
-            ldap_user_dn_template="uid=%u,ou=people," + SUFFIX))
-        d = self.auth_dovecot(path, userdb_conf=(
-            "userdb {\n  driver = static\n  args = uid=nobody gid=nogroup "
-            "home=%s/home/%%u\n}" % self.workdir))
+        _, d = self.dn_template_dovecot({"alice": {"password": "alice-pw"}})
         for name in ("alice\u00a0", "\uff41\uff4c\uff49\uff43\uff45",
                      "ALICE", "alice"):
             self.assertEqual(pop3_login(d, name, "alice-pw"), OK, name)
