@@ -252,6 +252,15 @@ class SlowSearchTest(AuthTestCase):
         t = threading.Thread(target=slow_login)
         t.start()
         try:
+            # the slow search is at the server before any other is sent:
+            # the server then answers others after it, which is what
+            # tells the driver that only this search is slow
+            deadline = time.monotonic() + 10
+            while bad.searches < 1 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            self.assertGreaterEqual(bad.searches, 1,
+                                    "the slow search never reached the "
+                                    "server")
             # meanwhile the server answers other searches ("unknown")
             while t.is_alive():
                 self.assertEqual(pop3_login(d, "ghost", "x"), AUTH_FAILED)
