@@ -51,6 +51,18 @@ LONG_LINES = [b"NOOP " + b"x" * 1000, b"RETR " + b"9" * 3000,
 
 class HostileCatalogueTest(PairTestCase):
 
+    # a client that hangs up with the server's reply unread: whether the
+    # server's log says "Connection reset by peer" depends on where the
+    # kernel's reset finds it (reading or writing), not on the plugins
+    mask_reset = False
+
+    def summaries(self, inst, count):
+        found = super().summaries(inst, count)
+        if self.mask_reset:
+            found = [x.replace("Connection closed: Connection reset by "
+                               "peer", "Connection closed") for x in found]
+        return found
+
     def entry(self, data, login, reads=None, after=b"NOOP\r\n"):
         """Runs one entry on both servers and compares. data: bytes sent in
         one write; reads: how many responses to read (default: one per
@@ -114,6 +126,7 @@ class HostileCatalogueTest(PairTestCase):
 
     def test_client_stops_reading_mid_retr(self):
         self.mask_retr_bytes = True
+        self.mask_reset = True
 
         def script(inst):
             c = self.session(inst, rcvbuf=8192)
